@@ -1,0 +1,76 @@
+"""The ASGI application: routes, lifespan, error mapping and OpenAPI, wired in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.types import ASGIApp
+
+from riskgate import __version__
+from riskgate.events.routes import get_event, list_events
+from riskgate.health.routes import liveness, metrics, readiness
+from riskgate.http.problems import exception_handlers
+from riskgate.observability.logs import configure_logging
+from riskgate.observability.middleware import ObservabilityMiddleware
+from riskgate.observability.tracing import configure_tracing
+from riskgate.runtime import Runtime, open_runtime
+from riskgate.scoring.routes import score_event
+from riskgate.settings import Settings
+
+ROUTES = [score_event, get_event, list_events, liveness, readiness, metrics]
+
+
+def _runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="riskgate",
+        version=__version__,
+        description=(
+            "Deterministic risk decisions for bookings and payments, from non-personal signals. "
+            "Errors are RFC 9457 problem documents (`application/problem+json`)."
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+    )
+
+
+def create_litestar(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    return Litestar(
+        route_handlers=ROUTES,
+        lifespan=[lifespan],
+        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        openapi_config=_openapi(),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+        logging_config=None,
+    )
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    """The served ASGI callable: observability wraps everything, 404s and 405s included."""
+    return ObservabilityMiddleware(create_litestar(settings))
+
+
+def app_from_env() -> ASGIApp:
+    """uvicorn factory (``riskgate.app:app_from_env``): each worker process builds its own app."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    configure_tracing("riskgate-api")
+    return create_app(settings)

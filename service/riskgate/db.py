@@ -1,0 +1,93 @@
+"""PostgreSQL access: the connection pool, named SQL queries, and the one owner of transactions.
+
+Repositories receive a connection (or the pool, for single-statement work that is atomic on its
+own) and never commit: ``transaction()`` is the only place a transaction begins and ends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, TypeAlias
+
+import asyncpg
+import msgspec
+
+from riskgate.settings import Settings
+
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+
+_QUERY_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+# Errors that mean "the database is not reachable right now", as opposed to a bad query.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.QueryCanceledError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.InterfaceError,
+)
+
+
+def load_queries(package: str, filename: str = "queries.sql") -> Mapping[str, str]:
+    """Read a ``.sql`` file of ``-- name: <query>`` sections, once, at import time."""
+    text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
+    parts = _QUERY_HEADER.split(text)
+    queries = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    if not queries:
+        raise ValueError(f"{package}/{filename} defines no '-- name:' queries")
+    return queries
+
+
+def _encode_json(value: Any) -> str:
+    if isinstance(value, bytes):  # already-encoded JSON, e.g. a stored response
+        return value.decode()
+    return msgspec.json.encode(value).decode()
+
+
+async def _init_connection(conn: Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, schema="pg_catalog", encoder=_encode_json, decoder=msgspec.json.decode
+        )
+
+
+def server_settings(settings: Settings, application_name: str) -> dict[str, str]:
+    """Per-session settings: bounded waits, and the least-privileged role for app traffic."""
+    values = {
+        "application_name": application_name,
+        "lock_timeout": str(settings.db_lock_timeout_ms),
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_statement_timeout_ms * 2),
+    }
+    if settings.db_role:
+        values["role"] = settings.db_role
+    return values
+
+
+async def create_pool(settings: Settings, application_name: str = "riskgate-api") -> Pool:
+    pool: Pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        init=_init_connection,
+        server_settings=server_settings(settings, application_name),
+        # Prepared statements are cached per connection; ours are few and fixed.
+        statement_cache_size=256,
+    )
+    return pool
+
+
+@asynccontextmanager
+async def transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """Borrow a connection and run the block in one transaction: commit on success, else roll back."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn

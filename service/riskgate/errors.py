@@ -1,0 +1,121 @@
+"""The domain error hierarchy.
+
+Services and repositories raise these; ``riskgate.http.problems`` is the one place that turns
+them into RFC 9457 responses. Nothing below the route layer knows about HTTP statuses except
+through the class attributes declared here, so a new error is one class, not a new handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+
+class RiskgateError(Exception):
+    """Base of every error the API turns into a problem response."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+# --- 4xx: the client can fix the request -----------------------------------------------------
+
+
+class BadRequest(RiskgateError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class MalformedBody(BadRequest):
+    slug = "malformed-body"
+    title = "Request body is not valid JSON"
+
+
+class InvalidField(RiskgateError):
+    """A value failed validation; ``field`` is its dotted path (``signals.delay``)."""
+
+    status = 422
+    slug = "validation-error"
+    title = "Request failed validation"
+
+
+class NotFound(RiskgateError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(RiskgateError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class UnsupportedMediaType(RiskgateError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class PayloadTooLarge(RiskgateError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class IdempotencyKeyMissing(BadRequest):
+    slug = "idempotency-key-missing"
+    title = "Idempotency-Key header required"
+
+
+class IdempotencyKeyInvalid(BadRequest):
+    slug = "idempotency-key-invalid"
+    title = "Idempotency-Key header is malformed"
+
+
+class IdempotencyKeyReused(Conflict):
+    slug = "idempotency-key-reused"
+    title = "Idempotency key reused with a different request"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    """Another request with the same key is still running; retry after ``Retry-After``."""
+
+    slug = "idempotency-key-in-flight"
+    title = "A request with this idempotency key is in progress"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class EventAlreadyScored(Conflict):
+    slug = "event-already-scored"
+    title = "This event_id was already scored under another idempotency key"
+
+
+# --- 5xx: the service cannot serve right now --------------------------------------------------
+
+
+class DependencyUnavailable(RiskgateError):
+    """A backing service (PostgreSQL) is down or timed out; safe to retry later."""
+
+    status = 503
+    slug = "dependency-unavailable"
+    title = "A backing service is unavailable"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})

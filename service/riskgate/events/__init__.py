@@ -1,0 +1,1 @@
+"""Events: scored events read back with their decision and audit trail."""

@@ -1,0 +1,82 @@
+"""GET /v1/events and GET /v1/events/{id}."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar.di import NamedDependency
+from litestar import Request, get
+from litestar.params import PathParameter, QueryParameter
+
+from riskgate.errors import InvalidField, NotFound
+from riskgate.events import repository
+from riskgate.events.repository import EventFilter
+from riskgate.events.schemas import EventDetail, EventPage
+from riskgate.http.caller import caller_of
+from riskgate.http.problems import problem_responses
+from riskgate.runtime import Runtime
+from riskgate.scoring.schemas import Action
+
+MAX_PAGE = 100
+
+
+@get(
+    "/v1/events/{event_ref:uuid}",
+    tags=["events"],
+    summary="Get an event",
+    description="The event, its decision (and any shadow decisions) and its audit trail.",
+    responses=problem_responses(404, 422, 503),
+)
+async def get_event(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    event_ref: Annotated[UUID, PathParameter(description="riskgate's id of the event (`id` in the score response)")],
+) -> EventDetail:
+    event = await repository.get_event(runtime.pool, caller_of(request).client_id, event_ref)
+    if event is None:
+        raise NotFound(f"no event {event_ref}")
+    return event
+
+
+@get(
+    "/v1/events",
+    tags=["events"],
+    summary="List events",
+    description="Newest first. Pass `next_cursor` back as `cursor` for the next page.",
+    responses=problem_responses(422, 503),
+)
+async def list_events(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    action: Annotated[Action | None, QueryParameter()] = None,
+    source: Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z0-9_-]{1,31}$")] = None,
+    event_id: Annotated[str | None, QueryParameter(max_length=128)] = None,
+    created_after: Annotated[datetime | None, QueryParameter(description="inclusive, RFC 3339")] = None,
+    created_before: Annotated[datetime | None, QueryParameter(description="exclusive, RFC 3339")] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 20,
+) -> EventPage:
+    where = EventFilter(action, source, created_after, created_before, event_id)
+    rows = await repository.list_events(
+        runtime.pool, caller_of(request).client_id, where, _decode_cursor(cursor), limit + 1
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EventPage(data=rows, next_cursor=_encode_cursor(rows[-1].id) if more else None)
+
+
+def _encode_cursor(last: UUID) -> str:
+    return base64.urlsafe_b64encode(last.bytes).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str | None) -> UUID | None:
+    if cursor is None:
+        return None
+    try:
+        return UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidField("not a cursor returned by this endpoint", field="cursor") from None

@@ -1,0 +1,1 @@
+"""The HTTP edge: body decoding, problem responses, and the caller's identity."""

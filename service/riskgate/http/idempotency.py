@@ -1,0 +1,40 @@
+"""The ``Idempotency-Key`` header and replayed responses, as HTTP sees them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from riskgate.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
+from riskgate.http.caller import Caller
+from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse, fingerprint, is_valid_key
+from riskgate.observability.metrics import IDEMPOTENCY
+
+HEADER = "idempotency-key"
+
+
+def idempotency_ticket(
+    request: Request[Any, Any, Any], caller: Caller, route: str, body: msgspec.Struct
+) -> IdempotencyTicket:
+    """The caller's claim on the request's key, or a 400 when the key is absent or malformed."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        IDEMPOTENCY.labels(outcome="missing_key").inc()
+        raise IdempotencyKeyMissing("this endpoint requires an Idempotency-Key header")
+    if not is_valid_key(key):
+        raise IdempotencyKeyInvalid(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            field="Idempotency-Key",
+        )
+    return IdempotencyTicket(caller.client_id, key, fingerprint(request.method, route, body))
+
+
+def stored_response(stored: StoredResponse, *, replayed: bool) -> Response[Any]:
+    headers = dict(stored.headers)
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        content=stored.body, status_code=stored.status, headers=headers, media_type="application/json"
+    )

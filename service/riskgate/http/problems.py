@@ -1,0 +1,155 @@
+"""RFC 9457 problem responses: the one place where errors become HTTP.
+
+Domain errors carry their status and slug; Litestar's own HTTP exceptions (unknown route,
+wrong method, oversized body, bad query parameter) and database outages are mapped here too.
+Anything else is a bug: it is logged with its traceback and answered with a generic 500 that
+never leaks a stack trace or a driver message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+
+from riskgate.db import UNAVAILABLE_ERRORS
+from riskgate.errors import DependencyUnavailable, RiskgateError
+from riskgate.observability.tracing import current_trace_context
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://riskgate.io/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    detail: str
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document, with riskgate's extension members."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    trace_id: str | None = None
+    field: str | None = None
+    """Dotted path of the offending field, for validation problems."""
+    errors: list[FieldError] | None = None
+
+
+def _problem_response(
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[bytes]:
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + slug,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        trace_id=current_trace_context()[0],
+        field=field,
+        errors=[FieldError(field, detail)] if field else None,
+    )
+    return Response(
+        content=msgspec.json.encode(problem),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+def from_domain_error(request: Request[Any, Any, Any], exc: RiskgateError) -> Response[bytes]:
+    if exc.status >= 500:
+        logger.error("request failed: %s", exc.detail, extra={"problem": exc.slug})
+    return _problem_response(
+        request, status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
+        field=exc.field, headers=exc.headers,
+    )
+
+
+def from_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    """Litestar's own parameter validation (query, path, header): 422 naming the parameter."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    return _problem_response(
+        request, status=422, slug="validation-error", title="Request failed validation",
+        detail=str(first.get("message") or exc.detail), field=first.get("key"),
+    )
+
+
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+
+
+def from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        logger.error("request failed", exc_info=exc)
+        return _internal(request)
+    phrase = HTTPStatus(status).phrase
+    return _problem_response(
+        request, status=status, slug=_HTTP_SLUGS.get(status, phrase.lower().replace(" ", "-")),
+        title=phrase, detail=exc.detail or phrase, headers=exc.headers,
+    )
+
+
+def from_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.warning("database unavailable", extra={"error": type(exc).__name__})
+    return from_domain_error(
+        request, DependencyUnavailable("the database is unavailable; retry shortly")
+    )
+
+
+def from_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.error("unhandled error", exc_info=exc)
+    return _internal(request)
+
+
+def _internal(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return _problem_response(
+        request, status=500, slug="internal-error", title="Internal error",
+        detail="an unexpected error occurred; quote the trace_id when reporting it",
+    )
+
+
+def exception_handlers() -> dict[type[Exception], Callable[..., Response[bytes]]]:
+    handlers: dict[type[Exception], Callable[..., Response[bytes]]] = {
+        RiskgateError: from_domain_error,
+        ValidationException: from_validation,
+        HTTPException: from_http_exception,
+        Exception: from_unexpected,
+    }
+    for error in UNAVAILABLE_ERRORS:
+        if issubclass(error, Exception):
+            handlers[error] = from_unavailable
+    return handlers
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries documenting the problem responses a route can give."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=HTTPStatus(status).phrase,
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+

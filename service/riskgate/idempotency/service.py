@@ -1,0 +1,72 @@
+"""Idempotency rules: the in-flight lease, and what a second request with a used key gets."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.asyncio.client import Redis
+
+from riskgate.db import Pool
+from riskgate.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
+from riskgate.idempotency import repository
+from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
+from riskgate.observability.metrics import IDEMPOTENCY
+from riskgate.redis_fastpath import RedisGuard, load_script
+
+
+class IdempotencyGate:
+    """Holds a Redis lease (owner token, bounded lifetime) around a request's work.
+
+    The lease only turns a concurrent duplicate into a fast 409; it guarantees nothing. The
+    guarantee is the primary key of ``idempotency_keys``, claimed in the same transaction as
+    the work, which is why losing Redis (or the lease expiring) never runs a request twice.
+    """
+
+    def __init__(self, redis: RedisGuard, lease_seconds: float, retry_after_seconds: int) -> None:
+        self._redis = redis
+        self._lease_ms = int(lease_seconds * 1000)
+        self._retry_after = retry_after_seconds
+        self._release = load_script(redis.client, __package__ or __name__, "release_lease.lua")
+
+    @asynccontextmanager
+    async def lease(self, ticket: IdempotencyTicket) -> AsyncIterator[None]:
+        """Hold the key's lease for the block, or raise ``IdempotencyKeyInFlight``."""
+        name = f"riskgate:idem:{ticket.client_id}:{ticket.key}"
+        token = secrets.token_hex(16)
+
+        async def acquire(client: Redis) -> bool:
+            return bool(await client.set(name, token, nx=True, px=self._lease_ms))
+
+        acquired = await self._redis.call("idempotency_lock", acquire)
+        if acquired is False:  # None means Redis is down: carry on, PostgreSQL decides
+            IDEMPOTENCY.labels(outcome="in_flight").inc()
+            raise IdempotencyKeyInFlight(
+                "a request with this Idempotency-Key is still being processed",
+                retry_after_seconds=self._retry_after,
+            )
+        try:
+            yield
+        finally:
+            if acquired:
+                await self._redis.call(
+                    "idempotency_unlock", lambda _: self._release(keys=[name], args=[token])
+                )
+
+
+async def resolve_existing(pool: Pool, ticket: IdempotencyTicket, retry_after: int) -> StoredResponse:
+    """The answer for a request whose key was already claimed: a replay, or a 409."""
+    found = await repository.fetch_record(pool, ticket.client_id, ticket.key)
+    if found is None:
+        # Claimed and then gone: it expired between our claim attempt and this read.
+        IDEMPOTENCY.labels(outcome="in_flight").inc()
+        raise IdempotencyKeyInFlight("the key is changing hands; retry", retry_after_seconds=retry_after)
+    stored_fingerprint, response = found
+    if not secrets.compare_digest(stored_fingerprint, ticket.fingerprint):
+        IDEMPOTENCY.labels(outcome="mismatch").inc()
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body or route"
+        )
+    IDEMPOTENCY.labels(outcome="replayed").inc()
+    return response

@@ -1,0 +1,186 @@
+-- Core schema: rule versions, scored events, idempotency records, the outbox and the audit chain.
+
+-- The role every API/worker session runs as (SET ROLE): ordinary DML, but the audit log is
+-- insert-only for it. Created here so a fresh database is safe by default.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'riskgate_app') THEN
+        CREATE ROLE riskgate_app NOLOGIN;
+    END IF;
+END
+$$;
+
+-- Rule versions are data: weights and thresholds. Exactly one is active; any number may run
+-- in shadow (scored and stored beside the active decision, never returned).
+CREATE TABLE rule_versions (
+    version          text PRIMARY KEY CHECK (version ~ '^[a-z0-9_]{1,32}$'),
+    weights          jsonb NOT NULL,
+    review_threshold numeric(4, 1) NOT NULL CHECK (review_threshold BETWEEN 0 AND 100),
+    hold_threshold   numeric(4, 1) NOT NULL CHECK (hold_threshold BETWEEN 0 AND 100),
+    status           text NOT NULL CHECK (status IN ('active', 'shadow', 'retired')),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK (review_threshold <= hold_threshold)
+);
+CREATE UNIQUE INDEX rule_versions_one_active ON rule_versions ((true)) WHERE status = 'active';
+
+INSERT INTO rule_versions (version, weights, review_threshold, hold_threshold, status)
+VALUES ('v0_rules', '{"delay": 30, "weather": 25, "geo": 25, "payment_anomaly": 20}', 30.0, 60.0, 'active');
+
+-- One row per scored event; id is a UUIDv7, so id order is creation order (cursor pagination).
+CREATE TABLE events (
+    id            uuid PRIMARY KEY,
+    client_id     uuid NOT NULL,
+    event_id      text NOT NULL,
+    source        text NOT NULL,
+    signals       jsonb NOT NULL,
+    score         numeric(4, 1) NOT NULL CHECK (score BETWEEN 0 AND 100),
+    action        text NOT NULL CHECK (action IN ('allow', 'review', 'hold')),
+    score_version text NOT NULL REFERENCES rule_versions (version),
+    reasons       jsonb NOT NULL,
+    trace_id      text NOT NULL,
+    created_at    timestamptz NOT NULL,
+    CONSTRAINT events_client_event_id_key UNIQUE (client_id, event_id)
+);
+CREATE INDEX events_client_recent ON events (client_id, id DESC);
+CREATE INDEX events_client_action_recent ON events (client_id, action, id DESC);
+CREATE INDEX events_client_source_recent ON events (client_id, source, id DESC);
+
+CREATE TABLE shadow_decisions (
+    event_ref     uuid NOT NULL REFERENCES events (id),
+    score_version text NOT NULL REFERENCES rule_versions (version),
+    score         numeric(4, 1) NOT NULL,
+    action        text NOT NULL,
+    reasons       jsonb NOT NULL,
+    PRIMARY KEY (event_ref, score_version)
+);
+
+-- The durable half of idempotency: the uniqueness guarantee and the stored response.
+-- A row exists only once its request committed, so a crashed request leaves nothing behind.
+CREATE TABLE idempotency_keys (
+    client_id        uuid NOT NULL,
+    key              text NOT NULL,
+    fingerprint      bytea NOT NULL,
+    response_status  smallint NOT NULL,
+    response_headers jsonb NOT NULL,
+    response_body    bytea NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    expires_at       timestamptz NOT NULL,
+    PRIMARY KEY (client_id, key)
+);
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+
+-- Claims (client, key) for this transaction, or reports that it is taken. An expired record
+-- is overwritten in place, so an old key can be used again after its 72 h.
+CREATE FUNCTION claim_idempotency_key(
+    p_client_id uuid, p_key text, p_fingerprint bytea, p_status smallint,
+    p_headers jsonb, p_body bytea, p_ttl_seconds integer
+) RETURNS boolean LANGUAGE sql VOLATILE AS $$
+    WITH claimed AS (
+        INSERT INTO idempotency_keys AS k
+            (client_id, key, fingerprint, response_status, response_headers, response_body, expires_at)
+        VALUES (p_client_id, p_key, p_fingerprint, p_status, p_headers, p_body,
+                now() + make_interval(secs => p_ttl_seconds))
+        ON CONFLICT (client_id, key) DO UPDATE
+            SET fingerprint = EXCLUDED.fingerprint,
+                response_status = EXCLUDED.response_status,
+                response_headers = EXCLUDED.response_headers,
+                response_body = EXCLUDED.response_body,
+                created_at = now(),
+                expires_at = EXCLUDED.expires_at
+            WHERE k.expires_at <= now()
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM claimed)
+$$;
+
+-- Transactional outbox: written in the same transaction as the decision or transaction it
+-- describes; the webhook worker delivers from here.
+CREATE TABLE outbox (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_type   text NOT NULL,
+    client_id    uuid,
+    aggregate_id uuid NOT NULL,
+    payload      jsonb NOT NULL,
+    traceparent  text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    dispatched_at timestamptz
+);
+CREATE INDEX outbox_pending ON outbox (id) WHERE dispatched_at IS NULL;
+
+-- Append-only audit log. Each row's hash covers its content and the previous row's hash;
+-- seq is assigned under the chain-head lock, so seq order is chain order even when ids
+-- would have been handed out in another order by concurrent transactions.
+CREATE TABLE audit_log (
+    seq         bigint PRIMARY KEY,
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    client_id   uuid,
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    entity_type text NOT NULL,
+    entity_id   text NOT NULL,
+    details     jsonb NOT NULL,
+    prev_hash   bytea NOT NULL,
+    hash        bytea NOT NULL
+);
+CREATE INDEX audit_log_entity ON audit_log (entity_type, entity_id, seq);
+
+CREATE TABLE audit_chain_head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_seq  bigint NOT NULL,
+    last_hash bytea NOT NULL
+);
+INSERT INTO audit_chain_head (last_seq, last_hash) VALUES (0, decode(repeat('00', 32), 'hex'));
+
+-- The canonical digest of one entry: `riskgate audit verify` recomputes it with this very
+-- function, so the chain has exactly one definition.
+CREATE FUNCTION audit_entry_hash(
+    prev_hash bytea, seq bigint, occurred_at timestamptz, client_id uuid, actor text,
+    action text, entity_type text, entity_id text, details jsonb
+) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT sha256(prev_hash || convert_to(concat_ws(E'\x1f',
+        seq::text,
+        (extract(epoch FROM occurred_at) * 1000000)::bigint::text,
+        coalesce(client_id::text, ''),
+        actor, action, entity_type, entity_id,
+        details::text), 'UTF8'))
+$$;
+
+-- SECURITY DEFINER: the app role may append, but cannot touch the chain head itself.
+CREATE FUNCTION audit_log_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public AS $$
+DECLARE
+    head audit_chain_head%ROWTYPE;
+BEGIN
+    SELECT * INTO head FROM audit_chain_head WHERE singleton FOR UPDATE;
+    NEW.seq := head.last_seq + 1;
+    NEW.prev_hash := head.last_hash;
+    NEW.hash := audit_entry_hash(NEW.prev_hash, NEW.seq, NEW.occurred_at, NEW.client_id, NEW.actor,
+                                 NEW.action, NEW.entity_type, NEW.entity_id, NEW.details);
+    UPDATE audit_chain_head SET last_seq = NEW.seq, last_hash = NEW.hash WHERE singleton;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER audit_log_chain BEFORE INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
+
+-- Belt and braces beyond the grants: even the owner cannot rewrite history without first
+-- disabling triggers, which needs superuser-level intent and leaves the chain broken anyway.
+CREATE FUNCTION audit_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_change();
+
+-- Privileges of the app role.
+GRANT USAGE ON SCHEMA public TO riskgate_app;
+GRANT SELECT ON rule_versions TO riskgate_app;
+GRANT SELECT, INSERT ON events, shadow_decisions TO riskgate_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO riskgate_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON outbox TO riskgate_app;
+GRANT SELECT, INSERT ON audit_log TO riskgate_app;
+GRANT SELECT ON audit_chain_head TO riskgate_app;
+GRANT EXECUTE ON FUNCTION claim_idempotency_key, audit_entry_hash TO riskgate_app;

@@ -1,0 +1,31 @@
+"""Metrics, structured logs and trace context for riskgate (see each module's docstring).
+
+Wiring, in the app factory of every worker process::
+
+    configure_logging(settings.log_level)
+    configure_tracing("riskgate")
+    litestar_app = Litestar(..., logging_config=None, after_exception=[log_unhandled_exception])
+    app = ObservabilityMiddleware(litestar_app)   # the ASGI callable uvicorn serves
+"""
+
+from riskgate.observability.logs import configure_logging, current_request_id, request_id_var
+from riskgate.observability.metrics import mark_process_dead, render_metrics
+from riskgate.observability.middleware import ObservabilityMiddleware, log_unhandled_exception
+from riskgate.observability.tracing import (
+    configure_tracing,
+    current_trace_context,
+    format_traceparent,
+)
+
+__all__ = [
+    "ObservabilityMiddleware",
+    "configure_logging",
+    "configure_tracing",
+    "current_request_id",
+    "current_trace_context",
+    "format_traceparent",
+    "log_unhandled_exception",
+    "mark_process_dead",
+    "render_metrics",
+    "request_id_var",
+]

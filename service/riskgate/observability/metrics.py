@@ -1,0 +1,232 @@
+"""Prometheus metrics: every metric riskgate exports is defined in this module.
+
+Rules for adding a metric (other domains append their own section below):
+
+* Name it ``riskgate_<domain>_<what>[_unit]``; counters end in ``_total``.
+* Labels are bounded enumerations or route templates, never raw client input (no ids, no paths,
+  no free text). Type the label values as a ``Literal`` and record through a small helper, so the
+  type checker keeps them bounded.
+* Gauges must pass ``multiprocess_mode`` (``"livesum"``, ``"livemax"``, ``"max"``...): several
+  uvicorn workers write the same gauge and the default (``"all"``) exports one series per pid.
+
+Multi-process mode: when ``PROMETHEUS_MULTIPROC_DIR`` is set, every process writes its values to
+mmap files in that directory and :func:`render_metrics` aggregates all of them. The variable must be
+set before ``prometheus_client`` is first imported (prometheus_client picks its value store at
+import time), and the directory should be emptied when the server starts, not when a worker does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final, Literal
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+from riskgate import __version__
+
+MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+# No ``*_created`` series: they double the scrape size, and multi-process mode never has them, so
+# single- and multi-worker servers export the same series.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+__all__ = [
+    "DECISIONS",
+    "HTTP_DURATION",
+    "HTTP_DURATION_BUCKETS",
+    "HTTP_REQUESTS",
+    "IDEMPOTENCY",
+    "LATENCY_SLO_SECONDS",
+    "MULTIPROC_DIR_ENV",
+    "REDIS_FALLBACKS",
+    "UNMATCHED_ROUTE",
+    "DecisionMode",
+    "IdempotencyOutcome",
+    "RedisOperation",
+    "mark_process_dead",
+    "observe_http_request",
+    "record_decision",
+    "record_idempotency",
+    "record_redis_fallback",
+    "render_metrics",
+]
+
+
+# =================================================================================================
+# Process
+# =================================================================================================
+
+BUILD_INFO: Final = Gauge(
+    "riskgate_build_info",
+    "Always 1; the labels say which riskgate version the process runs.",
+    ("version",),
+    multiprocess_mode="livemax",
+)
+BUILD_INFO.labels(__version__).set(1)
+
+
+# =================================================================================================
+# HTTP (recorded by riskgate.observability.middleware for every request)
+# =================================================================================================
+
+LATENCY_SLO_SECONDS: Final = 0.45
+"""The latency SLO threshold; it must stay a bucket boundary so the SLO can be computed exactly."""
+
+HTTP_DURATION_BUCKETS: Final = (
+    *(0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+    LATENCY_SLO_SECONDS,
+    *(0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+UNMATCHED_ROUTE: Final = "unmatched"
+"""Route label of requests no route matched (404, 405): never the raw path."""
+
+HTTP_REQUESTS: Final = Counter(
+    "riskgate_http_requests_total",
+    "HTTP requests served, by method, route template and status code.",
+    ("method", "route", "status"),
+)
+HTTP_DURATION: Final = Histogram(
+    "riskgate_http_request_duration_seconds",
+    "Time from the request reaching the app to the end of the response, by route template.",
+    ("method", "route"),
+    buckets=HTTP_DURATION_BUCKETS,
+)
+
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+_OTHER_METHOD: Final = "OTHER"
+
+# (method, route, status) -> (requests child, duration child). ``labels()`` costs a lock, a tuple
+# and a dict lookup, so the children are cached. The key space is bounded: the method is normalised
+# first, routes are templates or UNMATCHED_ROUTE, statuses are three-digit codes.
+_http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
+def observe_http_request(method: str, route: str, status: int, duration_seconds: float) -> None:
+    """Count one HTTP request and observe its duration.
+
+    ``route`` must be a route template or :data:`UNMATCHED_ROUTE`; ``method`` may be anything the
+    client sent (unknown methods are recorded as ``OTHER``).
+    """
+    if method not in _KNOWN_METHODS:
+        method = _OTHER_METHOD
+    key = (method, route, status)
+    children = _http_children.get(key)
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_DURATION.labels(method, route),
+        )
+        _http_children[key] = children
+    children[0].inc()
+    children[1].observe(duration_seconds)
+
+
+# =================================================================================================
+# Scoring decisions
+# =================================================================================================
+
+DecisionMode = Literal["active", "shadow"]
+
+DECISIONS: Final = Counter(
+    "riskgate_decisions_total",
+    "Risk decisions taken, by action, rule/score version and mode (active or shadow).",
+    ("action", "score_version", "mode"),
+)
+
+
+def record_decision(action: str, score_version: str, mode: DecisionMode) -> None:
+    """Count one decision. ``action`` and ``score_version`` come from our rule set, never input."""
+    DECISIONS.labels(action, score_version, mode).inc()
+
+
+# =================================================================================================
+# Idempotency
+# =================================================================================================
+
+IdempotencyOutcome = Literal["new", "replayed", "mismatch", "in_flight", "missing_key"]
+_IDEMPOTENCY_OUTCOMES: Final[tuple[IdempotencyOutcome, ...]] = (
+    "new",
+    "replayed",
+    "mismatch",
+    "in_flight",
+    "missing_key",
+)
+
+IDEMPOTENCY: Final = Counter(
+    "riskgate_idempotency_requests_total",
+    "Requests through the idempotency layer, by outcome.",
+    ("outcome",),
+)
+for _outcome in _IDEMPOTENCY_OUTCOMES:  # export zeros from the start, so rate() sees every series
+    IDEMPOTENCY.labels(_outcome)
+
+
+def record_idempotency(outcome: IdempotencyOutcome) -> None:
+    IDEMPOTENCY.labels(outcome).inc()
+
+
+# =================================================================================================
+# Redis degradation
+# =================================================================================================
+
+RedisOperation = Literal["idempotency_lock"]
+"""Extend this Literal (and _REDIS_OPERATIONS) when a new Redis call site can fall back."""
+_REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = ("idempotency_lock",)
+
+REDIS_FALLBACKS: Final = Counter(
+    "riskgate_redis_unavailable_total",
+    "Times Redis was unavailable (error, timeout or circuit open) and a fallback path was taken.",
+    ("operation",),
+)
+for _operation in _REDIS_OPERATIONS:
+    REDIS_FALLBACKS.labels(_operation)
+
+
+def record_redis_fallback(operation: RedisOperation) -> None:
+    REDIS_FALLBACKS.labels(operation).inc()
+
+
+# =================================================================================================
+# (Next domains: transactions, fraud alerts, webhook deliveries - add a section above this line.)
+# =================================================================================================
+
+
+# =================================================================================================
+# Exposition
+# =================================================================================================
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_DIR_ENV))
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """Return ``(body, content_type)`` for a ``GET /metrics`` response.
+
+    In multi-process mode the body aggregates the files of every worker of this server, so any
+    worker can answer the scrape; otherwise it is this process's default registry.
+    """
+    if multiprocess_enabled():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Forget the live gauges of a dead worker (call from the server's worker-exit hook)."""
+    if multiprocess_enabled():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

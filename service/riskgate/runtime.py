@@ -1,0 +1,90 @@
+"""Process-wide state of the API: built once in the app's lifespan, torn down with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+
+from riskgate import db, redis_fastpath
+from riskgate.idempotency import repository as idempotency_repository
+from riskgate.idempotency.service import IdempotencyGate
+from riskgate.redis_fastpath import RedisGuard
+from riskgate.scoring.service import RuleCatalog, ScoringService
+from riskgate.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 300.0
+PURGE_BATCH = 1000
+
+
+class Runtime:
+    """The process's shared services, handed to routes as the ``runtime`` dependency.
+
+    A plain class, not a dataclass: Litestar's signature model would otherwise try to
+    validate it field by field on every request.
+    """
+
+    __slots__ = ("idempotency", "pool", "redis", "scoring", "settings")
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pool: db.Pool,
+        redis: RedisGuard,
+        idempotency: IdempotencyGate,
+        scoring: ScoringService,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.redis = redis
+        self.idempotency = idempotency
+        self.scoring = scoring
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    pool = await db.create_pool(settings)
+    redis = RedisGuard(redis_fastpath.connect(settings), settings.redis_retry_after_seconds)
+    runtime = Runtime(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        idempotency=IdempotencyGate(
+            redis, settings.idempotency_lease_seconds, settings.idempotency_retry_after_seconds
+        ),
+        scoring=ScoringService(
+            pool,
+            RuleCatalog(pool, settings.rules_refresh_seconds),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            retry_after=settings.idempotency_retry_after_seconds,
+        ),
+    )
+    purger = asyncio.create_task(_purge_expired_keys(pool), name="purge-idempotency-keys")
+    try:
+        yield runtime
+    finally:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
+        await redis.client.aclose()
+        await pool.close()
+
+
+async def _purge_expired_keys(pool: db.Pool) -> None:
+    """Delete expired idempotency records in small batches, forever.
+
+    Every API process runs this; SKIP LOCKED in the query keeps them from contending, and the
+    jittered sleep keeps replicas from waking together.
+    """
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.5))
+        try:
+            while await idempotency_repository.purge_expired(pool, PURGE_BATCH) == PURGE_BATCH:
+                pass
+        except db.UNAVAILABLE_ERRORS as exc:
+            logger.warning("idempotency purge skipped", extra={"error": type(exc).__name__})

@@ -1,0 +1,1 @@
+"""Scoring: signals in, a deterministic decision out."""

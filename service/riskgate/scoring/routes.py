@@ -1,0 +1,58 @@
+"""POST /v1/score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar import Request, Response, post
+from litestar.datastructures import ResponseHeader
+
+from riskgate.http.body import StrictBody
+from riskgate.http.caller import caller_of
+from riskgate.http.idempotency import idempotency_ticket, stored_response
+from riskgate.http.problems import problem_responses
+from riskgate.observability.tracing import current_trace_context, format_traceparent
+from riskgate.runtime import Runtime
+from riskgate.scoring.schemas import DecisionResponse, ScoreRequest
+
+ROUTE = "/v1/score"
+
+
+@post(
+    ROUTE,
+    dto=StrictBody[ScoreRequest],
+    return_dto=None,
+    status_code=201,
+    tags=["scoring"],
+    summary="Score an event",
+    description=(
+        "Scores non-personal signals into a deterministic decision and stores it with its audit "
+        "trail. Requires an `Idempotency-Key`: a retry with the same key and body returns the "
+        "stored response with `Idempotent-Replayed: true`."
+    ),
+    response_headers=[
+        ResponseHeader(name="Location", description="The stored event", documentation_only=True),
+        ResponseHeader(
+            name="Idempotent-Replayed",
+            description="`true` when this is the stored response of an earlier request",
+            documentation_only=True,
+            required=False,
+        ),
+    ],
+    responses=problem_responses(400, 409, 413, 415, 422, 503),
+)
+async def score_event(
+    request: Request[Any, Any, Any], data: JSONBody[ScoreRequest], runtime: NamedDependency[Runtime]
+) -> Response[DecisionResponse]:
+    caller = caller_of(request)
+    ticket = idempotency_ticket(request, caller, ROUTE, data)
+    async with runtime.idempotency.lease(ticket):
+        stored, replayed = await runtime.scoring.score(
+            ticket,
+            data,
+            actor=caller.actor,
+            trace=(current_trace_context()[0], format_traceparent()),
+        )
+    return stored_response(stored, replayed=replayed)

@@ -1,0 +1,109 @@
+"""Every tunable of the service, read once from ``RISKGATE_*`` environment variables.
+
+Each field's env var is ``RISKGATE_`` + the upper-cased field name, e.g. ``RISKGATE_DATABASE_URL``.
+Values are validated and converted on load; a bad value stops the process with a message that
+names the variable, instead of failing later in the middle of a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal, Self
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX = "RISKGATE_"
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class _FromEnv(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
+        """Build settings from ``RISKGATE_*`` variables, with keyword overrides winning."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, object] = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in env.items()
+            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in cls.__struct_fields__
+        }
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(_explain(str(exc))) from None
+
+
+class DatabaseSettings(_FromEnv, frozen=True, kw_only=True):
+    """What every process that talks to PostgreSQL needs (``riskgate migrate`` needs only this)."""
+
+    database_url: str
+    """PostgreSQL DSN, e.g. ``postgresql://riskgate@db:5432/riskgate``."""
+    db_pool_min_size: Annotated[int, Meta(ge=0)] = 2
+    db_pool_max_size: PositiveInt = 10
+    db_lock_timeout_ms: PositiveInt = 5000
+    """How long a statement may wait for a row lock; past it the request gets a retryable 503."""
+    db_statement_timeout_ms: PositiveInt = 15000
+    db_role: str = "riskgate_app"
+    """Role every app session switches to (``SET ROLE``); it may insert into but never rewrite
+    the audit log. The migrations create it and grant it; empty disables the switch."""
+
+
+class Settings(DatabaseSettings, frozen=True, kw_only=True):
+    """Everything the API and the worker read."""
+
+    redis_url: str
+    """Redis URL, e.g. ``redis://redis:6379/0``. Redis holds locks and counters, never data."""
+
+    # --- process
+    mode: Literal["production", "dev"] = "production"
+    """``dev`` relaxes guards that only make sense on a laptop (e.g. loopback webhook targets)."""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    workers: PositiveInt = 1
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- redis
+    redis_timeout_seconds: PositiveFloat = 0.25
+    """Socket timeout for Redis calls: Redis is a fast path, so it must fail fast."""
+    redis_retry_after_seconds: PositiveFloat = 1.0
+    """After a Redis failure, skip Redis for this long instead of paying a timeout per request."""
+
+    # --- HTTP
+    max_body_bytes: PositiveInt = 16 * 1024
+    """Larger request bodies get 413 before they are parsed."""
+    public_base_url: str = ""
+    """Absolute base for ``Location`` headers; empty means relative locations."""
+
+    # --- idempotency
+    idempotency_ttl_seconds: PositiveInt = 72 * 3600
+    idempotency_lease_seconds: PositiveFloat = 30.0
+    """Lifetime of the in-flight lock; a crashed request frees its key after this."""
+    idempotency_retry_after_seconds: PositiveInt = 1
+
+    # --- scoring
+    rules_refresh_seconds: PositiveFloat = 30.0
+    """How often a process re-reads rule versions (activation and shadow changes)."""
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode == "dev"
+
+
+def _explain(message: str) -> str:
+    """Turn msgspec's ``... - at `$.field``` into a message that names the env var."""
+    if "`$." in message:
+        head, _, path = message.partition(" - at `$.")
+        field = path.rstrip("`").split(".")[0].split("[")[0]
+        return f"{ENV_PREFIX}{field.upper()}: {head}"
+    if "missing required field" in message:
+        field = message.split("`")[1]
+        return f"{ENV_PREFIX}{field.upper()} is required"
+    return message
