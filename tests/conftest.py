@@ -121,7 +121,9 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
             await stop.wait()
 
     task = asyncio.create_task(host())
-    await asyncio.wait({task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        {task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED
+    )
     if task.done():
         task.result()  # startup failed: raise its error here
     running = RunningApp(litestar)

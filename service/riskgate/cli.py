@@ -96,9 +96,10 @@ def migrate() -> None:
         applied = asyncio.run(run_migrations(settings.database_url))
     except MigrationError as exc:
         _fail(str(exc))
-    click.echo(f"applied {len(applied)} migration(s)" + "".join(
-        f"\n  {m.version:04d}_{m.name}" for m in applied
-    ))
+    click.echo(
+        f"applied {len(applied)} migration(s)"
+        + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied)
+    )
 
 
 @main.group()
@@ -122,7 +123,9 @@ def audit_verify() -> None:
         finally:
             await conn.close()
         if not report.intact:
-            click.secho(f"audit chain BROKEN at entry {report.broken_at}: {report.problem}", fg="red")
+            click.secho(
+                f"audit chain BROKEN at entry {report.broken_at}: {report.problem}", fg="red"
+            )
             click.echo(f"{report.checked} entries before it verified")
             raise SystemExit(1)
         click.secho(f"audit chain intact: {report.checked} entries verified", fg="green")

@@ -1,14 +1,14 @@
-"""PostgreSQL access: the connection pool, named SQL queries, and the one owner of transactions.
+"""PostgreSQL access: the connection pool and named SQL queries.
 
-Repositories receive a connection (or the pool, for single-statement work that is atomic on its
-own) and never commit: ``transaction()`` is the only place a transaction begins and ends.
+Repositories receive the pool or a connection and never commit. Each write is one statement,
+atomic on its own (its data-modifying CTEs commit together), so a request never holds a
+transaction open across round trips.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any, TypeAlias
 
@@ -84,10 +84,3 @@ async def create_pool(settings: Settings, application_name: str = "riskgate-api"
         statement_cache_size=256,
     )
     return pool
-
-
-@asynccontextmanager
-async def transaction(pool: Pool) -> AsyncIterator[Connection]:
-    """Borrow a connection and run the block in one transaction: commit on success, else roll back."""
-    async with pool.acquire() as conn, conn.transaction():
-        yield conn

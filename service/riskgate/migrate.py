@@ -44,9 +44,7 @@ def available_migrations() -> list[Migration]:
     for entry in resources.files("riskgate.migrations").iterdir():
         match = _FILE_NAME.match(entry.name)
         if match:
-            found.append(
-                Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8"))
-            )
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -90,9 +88,13 @@ async def _apply_pending(
             await conn.execute(migration.sql)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                migration.version, migration.name, migration.checksum,
+                migration.version,
+                migration.name,
+                migration.checksum,
             )
-        logger.info("applied migration", extra={"version": migration.version, "name": migration.name})
+        logger.info(
+            "applied migration", extra={"version": migration.version, "name": migration.name}
+        )
         done.append(migration)
     return done
 

@@ -32,7 +32,8 @@ class _FromEnv(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         raw: dict[str, object] = {
             name[len(ENV_PREFIX) :].lower(): value
             for name, value in env.items()
-            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() in cls.__struct_fields__
+            if name.startswith(ENV_PREFIX)
+            and name[len(ENV_PREFIX) :].lower() in cls.__struct_fields__
         }
         raw.update({k: v for k, v in overrides.items() if v is not None})
         try:

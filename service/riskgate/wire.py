@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 
 
-class Wire(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Base of every wire struct: unknown fields are errors, values are immutable."""
+class Wire(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every wire struct: unknown fields are errors, never silently dropped."""
 
 
 class Page(Wire):

@@ -43,8 +43,14 @@ async def list_events(
 ) -> list[EventSummary]:
     rows = await pool.fetch(
         _Q["list_events"],
-        client_id, where.action, where.source, where.created_after, where.created_before,
-        where.event_id, after, limit,
+        client_id,
+        where.action,
+        where.source,
+        where.created_after,
+        where.created_before,
+        where.event_id,
+        after,
+        limit,
     )
     return [
         msgspec.convert({**dict(row), "score": float(row["score"])}, EventSummary, strict=False)

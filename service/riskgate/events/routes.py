@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar.di import NamedDependency
 from litestar import Request, get
+from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
 from riskgate.errors import InvalidField, NotFound
@@ -34,7 +34,9 @@ MAX_PAGE = 100
 async def get_event(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
-    event_ref: Annotated[UUID, PathParameter(description="riskgate's id of the event (`id` in the score response)")],
+    event_ref: Annotated[
+        UUID, PathParameter(description="riskgate's id of the event (`id` in the score response)")
+    ],
 ) -> EventDetail:
     event = await repository.get_event(runtime.pool, caller_of(request).client_id, event_ref)
     if event is None:
@@ -55,8 +57,12 @@ async def list_events(
     action: Annotated[Action | None, QueryParameter()] = None,
     source: Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z0-9_-]{1,31}$")] = None,
     event_id: Annotated[str | None, QueryParameter(max_length=128)] = None,
-    created_after: Annotated[datetime | None, QueryParameter(description="inclusive, RFC 3339")] = None,
-    created_before: Annotated[datetime | None, QueryParameter(description="exclusive, RFC 3339")] = None,
+    created_after: Annotated[
+        datetime | None, QueryParameter(description="inclusive, RFC 3339")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, QueryParameter(description="exclusive, RFC 3339")
+    ] = None,
     cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 20,
 ) -> EventPage:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from litestar.di import NamedDependency
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from riskgate.db import UNAVAILABLE_ERRORS
 from riskgate.observability.metrics import render_metrics
@@ -15,6 +15,8 @@ from riskgate.wire import Wire
 
 CHECK_TIMEOUT_SECONDS = 2.0
 Status = Literal["up", "down"]
+Overall = Literal["ready", "degraded", "unready"]
+_POSTGRES_DOWN: tuple[type[BaseException], ...] = (TimeoutError, *UNAVAILABLE_ERRORS)
 
 
 class Liveness(Wire):
@@ -22,7 +24,7 @@ class Liveness(Wire):
 
 
 class Readiness(Wire):
-    status: Literal["ready", "degraded", "unready"]
+    status: Overall
     """``degraded``: Redis is down; the service still serves, more slowly and PostgreSQL-only."""
     postgres: Status
     redis: Status
@@ -37,7 +39,7 @@ async def _postgres_up(runtime: Runtime) -> bool:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             await runtime.pool.fetchval("SELECT 1")
-    except (TimeoutError, *UNAVAILABLE_ERRORS):
+    except _POSTGRES_DOWN:
         return False
     return True
 
@@ -62,7 +64,7 @@ async def _redis_up(runtime: Runtime) -> bool:
 )
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     postgres, redis = await asyncio.gather(_postgres_up(runtime), _redis_up(runtime))
-    status = "unready" if not postgres else "ready" if redis else "degraded"
+    status: Overall = "unready" if not postgres else "ready" if redis else "degraded"
     body = Readiness(
         status=status, postgres="up" if postgres else "down", redis="up" if redis else "down"
     )

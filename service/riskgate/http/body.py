@@ -58,7 +58,9 @@ def decode_strict(raw: bytes, model: type[T]) -> T:
     try:
         msgspec.convert(lenient, model)
     except msgspec.ValidationError as exc:
-        raise invalid_field(exc) from None
+        error = invalid_field(exc)
+        error.detail = f"{error.detail} (NaN, Infinity and overflowing numbers are not accepted)"
+        raise error from None
     raise MalformedBody("the request body is not strict JSON (NaN, Infinity or an overflow)")
 
 

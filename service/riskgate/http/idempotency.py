@@ -9,7 +9,12 @@ from litestar import Request, Response
 
 from riskgate.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
 from riskgate.http.caller import Caller
-from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse, fingerprint, is_valid_key
+from riskgate.idempotency.schemas import (
+    IdempotencyTicket,
+    StoredResponse,
+    fingerprint,
+    is_valid_key,
+)
 from riskgate.observability.metrics import IDEMPOTENCY
 
 HEADER = "idempotency-key"
@@ -36,5 +41,8 @@ def stored_response(stored: StoredResponse, *, replayed: bool) -> Response[Any]:
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(
-        content=stored.body, status_code=stored.status, headers=headers, media_type="application/json"
+        content=stored.body,
+        status_code=stored.status,
+        headers=headers,
+        media_type="application/json",
     )

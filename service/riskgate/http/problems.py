@@ -79,8 +79,13 @@ def from_domain_error(request: Request[Any, Any, Any], exc: RiskgateError) -> Re
     if exc.status >= 500:
         logger.error("request failed: %s", exc.detail, extra={"problem": exc.slug})
     return _problem_response(
-        request, status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
-        field=exc.field, headers=exc.headers,
+        request,
+        status=exc.status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        field=exc.field,
+        headers=exc.headers,
     )
 
 
@@ -89,8 +94,12 @@ def from_validation(request: Request[Any, Any, Any], exc: ValidationException) -
     extra = exc.extra if isinstance(exc.extra, list) else []
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
     return _problem_response(
-        request, status=422, slug="validation-error", title="Request failed validation",
-        detail=str(first.get("message") or exc.detail), field=first.get("key"),
+        request,
+        status=422,
+        slug="validation-error",
+        title="Request failed validation",
+        detail=str(first.get("message") or exc.detail),
+        field=first.get("key"),
     )
 
 
@@ -104,8 +113,12 @@ def from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> 
         return _internal(request)
     phrase = HTTPStatus(status).phrase
     return _problem_response(
-        request, status=status, slug=_HTTP_SLUGS.get(status, phrase.lower().replace(" ", "-")),
-        title=phrase, detail=exc.detail or phrase, headers=exc.headers,
+        request,
+        status=status,
+        slug=_HTTP_SLUGS.get(status, phrase.lower().replace(" ", "-")),
+        title=phrase,
+        detail=exc.detail or phrase,
+        headers=exc.headers,
     )
 
 
@@ -123,7 +136,10 @@ def from_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response
 
 def _internal(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _problem_response(
-        request, status=500, slug="internal-error", title="Internal error",
+        request,
+        status=500,
+        slug="internal-error",
+        title="Internal error",
         detail="an unexpected error occurred; quote the trace_id when reporting it",
     )
 
@@ -152,4 +168,3 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in statuses
     }
-

@@ -55,13 +55,17 @@ class IdempotencyGate:
                 )
 
 
-async def resolve_existing(pool: Pool, ticket: IdempotencyTicket, retry_after: int) -> StoredResponse:
+async def resolve_existing(
+    pool: Pool, ticket: IdempotencyTicket, retry_after: int
+) -> StoredResponse:
     """The answer for a request whose key was already claimed: a replay, or a 409."""
     found = await repository.fetch_record(pool, ticket.client_id, ticket.key)
     if found is None:
         # Claimed and then gone: it expired between our claim attempt and this read.
         IDEMPOTENCY.labels(outcome="in_flight").inc()
-        raise IdempotencyKeyInFlight("the key is changing hands; retry", retry_after_seconds=retry_after)
+        raise IdempotencyKeyInFlight(
+            "the key is changing hands; retry", retry_after_seconds=retry_after
+        )
     stored_fingerprint, response = found
     if not secrets.compare_digest(stored_fingerprint, ticket.fingerprint):
         IDEMPOTENCY.labels(outcome="mismatch").inc()

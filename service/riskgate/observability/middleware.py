@@ -163,9 +163,12 @@ async def log_unhandled_exception(exc: Exception, scope: Scope) -> None:
     """Litestar ``after_exception`` hook: log server errors with their traceback.
 
     Litestar turns exceptions into 500 responses itself, so they never reach the middleware, and
-    it only logs them in debug mode. HTTP errors below 500 (404, 409, validation...) are not logged.
+    it only logs them in debug mode. Errors that declare a status below 500 (Litestar's
+    ``status_code``, or a ``status`` attribute like riskgate's domain errors) are not logged. Not
+    needed (it would log twice) when an exception handler for ``Exception`` already logs.
     """
-    if isinstance(exc, HTTPException) and exc.status_code < 500:
+    status = exc.status_code if isinstance(exc, HTTPException) else getattr(exc, "status", 500)
+    if isinstance(status, int) and status < 500:
         return
     route = scope.get("path_template") or UNMATCHED_ROUTE
     method = scope.get("method", "")

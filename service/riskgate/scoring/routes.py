@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.di import NamedDependency
-from litestar.params import JSONBody
 from litestar import Request, Response, post
 from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from riskgate.http.body import StrictBody
 from riskgate.http.caller import caller_of

@@ -18,7 +18,7 @@ EventId = Annotated[
     str,
     Meta(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
-        description="The client's own id for the event: 1-128 of A-Z a-z 0-9 . _ : -, unique per client.",
+        description="The client's own id for the event, unique per client: 1-128 of A-Za-z0-9._:-",
         examples=["bk_20261123_0001"],
     ),
 ]
@@ -26,7 +26,7 @@ Source = Annotated[
     str,
     Meta(
         pattern=r"^[a-z][a-z0-9_-]{1,31}$",
-        description="Where the event comes from: a short lowercase slug such as flight, hotel or rail.",
+        description="Where the event comes from: a lowercase slug such as flight, hotel or rail.",
         examples=["flight"],
     ),
 ]

@@ -44,7 +44,9 @@ class RuleCatalog:
 
 
 class ScoringService:
-    def __init__(self, pool: Pool, rules: RuleCatalog, *, ttl_seconds: int, retry_after: int) -> None:
+    def __init__(
+        self, pool: Pool, rules: RuleCatalog, *, ttl_seconds: int, retry_after: int
+    ) -> None:
         self._pool = pool
         self._rules = rules
         self._ttl = ttl_seconds
@@ -101,4 +103,6 @@ def _count(record: DecisionRecord) -> None:
     r = record.response
     DECISIONS.labels(action=r.action, score_version=r.score_version, mode="active").inc()
     for shadow in record.shadow:
-        DECISIONS.labels(action=shadow.action, score_version=shadow.score_version, mode="shadow").inc()
+        DECISIONS.labels(
+            action=shadow.action, score_version=shadow.score_version, mode="shadow"
+        ).inc()

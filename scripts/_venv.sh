@@ -1,0 +1,14 @@
+# Sourced by scripts/dev and scripts/test: a project virtualenv with riskgate installed.
+# RISKGATE_VENV overrides where it lives; EXTRAS picks the optional dependency groups.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${RISKGATE_VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+fi
+spec="$root${EXTRAS:+[$EXTRAS]}"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+export PATH="$venv/bin:$PATH"
+cd "$root"

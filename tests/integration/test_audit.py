@@ -1,0 +1,294 @@
+"""The audit log: one chained row per decision, tamper detection, append-only enforcement.
+
+Tampering happens only on databases of its own (``chain_db``), never on the per-worker test
+database other tests share: a broken chain there would fail every later verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from conftest import fresh_database, new_event_id, new_key
+
+from riskgate.audit.service import GENESIS_HASH, ChainReport, verify_chain
+
+ENTRIES = 5
+APP_ROLE = "riskgate_app"
+
+
+def score_request(event_id: str) -> dict[str, object]:
+    signals = {"delay": 0.9, "weather": 0.4, "geo": 0.1, "payment_anomaly": 1}
+    return {"event_id": event_id, "source": "rail", "signals": signals}
+
+
+async def score(client: httpx.AsyncClient, event_id: str, key: str | None = None) -> httpx.Response:
+    response = await client.post(
+        "/v1/score", json=score_request(event_id), headers={"idempotency-key": key or new_key()}
+    )
+    assert response.status_code in (200, 201), response.text
+    return response
+
+
+async def audit_rows_for(db: asyncpg.Connection[Any], event_ref: str) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT seq, prev_hash, hash, actor, action, details FROM audit_log "
+        "WHERE entity_type = 'event' AND entity_id = $1 ORDER BY seq",
+        event_ref,
+    )
+
+
+async def hash_of(db: asyncpg.Connection[Any], seq: int) -> bytes:
+    if seq == 0:
+        return GENESIS_HASH
+    value: bytes = await db.fetchval("SELECT hash FROM audit_log WHERE seq = $1", seq)
+    return value
+
+
+async def test_each_score_writes_exactly_one_audit_row_chained_to_the_previous(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    seqs = []
+    for _ in range(3):
+        event_id = new_event_id()
+        decision = (await score(client, event_id)).json()
+        [row] = await audit_rows_for(db, decision["id"])
+        assert (row["actor"], row["action"]) == ("client:anonymous", "decision.created")
+        assert json.loads(row["details"]) == {
+            "event_id": event_id,
+            "score": decision["score"],
+            "action": decision["action"],
+            "score_version": decision["score_version"],
+        }
+        assert bytes(row["prev_hash"]) == await hash_of(db, row["seq"] - 1)
+        seqs.append(row["seq"])
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+
+async def test_replay_and_rejected_duplicate_write_no_audit_row(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    event_id, key = new_event_id(), new_key()
+    first = await score(client, event_id, key)
+    before = await db.fetchval("SELECT max(seq) FROM audit_log")
+    replay = await score(client, event_id, key)
+    assert replay.headers["idempotent-replayed"] == "true"
+    duplicate = await client.post(
+        "/v1/score", json=score_request(event_id), headers={"idempotency-key": new_key()}
+    )
+    assert duplicate.status_code == 409, duplicate.text
+    assert await db.fetchval("SELECT max(seq) FROM audit_log") == before
+    assert len(await audit_rows_for(db, first.json()["id"])) == 1
+
+
+async def test_event_detail_carries_its_audit_entry(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    decision = (await score(client, new_event_id())).json()
+    [row] = await audit_rows_for(db, decision["id"])
+    detail = await client.get(f"/v1/events/{decision['id']}")
+    assert detail.status_code == 200, detail.text
+    [entry] = detail.json()["audit_trail"]
+    assert (entry["seq"], entry["hash"]) == (row["seq"], bytes(row["hash"]).hex())
+
+
+# --- a chain of its own, to verify and to tamper with -------------------------------------
+
+
+@asynccontextmanager
+async def own_database(admin_url: str) -> AsyncIterator[str]:
+    """A fresh migrated database for one test, dropped when it ends."""
+    name = f"riskgate_audit_{uuid.uuid4().hex[:16]}"
+    url = await fresh_database(admin_url, name)
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def chain_db(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A database of its own holding ``ENTRIES`` chained audit rows."""
+    async with own_database(postgres_admin_url) as url:
+        await append_entries(url, ENTRIES)
+        yield url
+
+
+async def append_entries(url: str, count: int) -> None:
+    """Insert rows the way the app does: the insert trigger assigns seq and chains them."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO audit_log (client_id, actor, action, entity_type, entity_id, details) "
+            "SELECT NULL, 'test', 'decision.created', 'event', g::text, jsonb_build_object('n', g) "
+            "FROM generate_series(1, $1) AS g",
+            count,
+        )
+    finally:
+        await conn.close()
+
+
+async def verify(url: str) -> ChainReport:
+    conn = await asyncpg.connect(url)
+    try:
+        return await verify_chain(conn)
+    finally:
+        await conn.close()
+
+
+async def tamper(url: str, sql: str, *args: object) -> None:
+    """Run ``sql`` as the superuser with the append-only triggers switched off."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_verify_reports_an_intact_chain(chain_db: str) -> None:
+    assert await verify(chain_db) == ChainReport(checked=ENTRIES)
+
+
+async def test_verify_reports_an_empty_chain_as_intact(postgres_admin_url: str) -> None:
+    async with own_database(postgres_admin_url) as url:
+        report = await verify(url)
+    assert report.intact and report.checked == 0
+
+
+async def test_modified_entry_is_reported_at_its_seq(chain_db: str) -> None:
+    await tamper(chain_db, """UPDATE audit_log SET details = '{"n": 99}' WHERE seq = 3""")
+    report = await verify(chain_db)
+    assert (report.broken_at, report.checked) == (3, 2)
+    assert report.problem is not None and "modified" in report.problem
+
+
+async def test_modified_entry_with_recomputed_hash_breaks_the_next_link(chain_db: str) -> None:
+    await tamper(
+        chain_db,
+        """UPDATE audit_log SET details = '{"n": 99}',
+               hash = audit_entry_hash(prev_hash, seq, occurred_at, client_id, actor, action,
+                                       entity_type, entity_id, '{"n": 99}')
+           WHERE seq = 3""",
+    )
+    report = await verify(chain_db)
+    assert report.broken_at == 4
+    assert report.problem is not None and "re-linked" in report.problem
+
+
+async def test_deleted_middle_entry_is_reported_as_a_deletion(chain_db: str) -> None:
+    await tamper(chain_db, "DELETE FROM audit_log WHERE seq = 3")
+    report = await verify(chain_db)
+    assert (report.broken_at, report.checked) == (3, 2)
+    assert report.problem is not None and "deleted" in report.problem
+
+
+async def test_deleted_last_entry_is_reported_as_removed_from_the_end(chain_db: str) -> None:
+    await tamper(chain_db, "DELETE FROM audit_log WHERE seq = $1", ENTRIES)
+    report = await verify(chain_db)
+    assert (report.broken_at, report.checked) == (ENTRIES, ENTRIES - 1)
+    assert report.problem is not None and "removed from the end" in report.problem
+
+
+# --- append-only enforcement ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("UPDATE audit_log SET actor = 'mallory'", id="update"),
+        pytest.param("DELETE FROM audit_log", id="delete"),
+        pytest.param("TRUNCATE audit_log", id="truncate"),
+        pytest.param("UPDATE audit_chain_head SET last_seq = 0", id="update-chain-head"),
+        pytest.param("SET session_replication_role = replica", id="disable-triggers"),
+    ],
+)
+async def test_app_role_cannot_rewrite_the_audit_log(chain_db: str, statement: str) -> None:
+    conn = await asyncpg.connect(chain_db)
+    try:
+        await conn.execute(f"SET ROLE {APP_ROLE}")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    assert await verify(chain_db) == ChainReport(checked=ENTRIES)
+
+
+async def test_app_role_can_append_and_the_chain_stays_intact(chain_db: str) -> None:
+    conn = await asyncpg.connect(chain_db)
+    try:
+        await conn.execute(f"SET ROLE {APP_ROLE}")
+        await conn.execute(
+            "INSERT INTO audit_log (actor, action, entity_type, entity_id, details) "
+            """VALUES ('app', 'decision.created', 'event', 'x', '{}')"""
+        )
+    finally:
+        await conn.close()
+    assert await verify(chain_db) == ChainReport(checked=ENTRIES + 1)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1", id="update"),
+        pytest.param("DELETE FROM audit_log WHERE seq = 1", id="delete"),
+        pytest.param("TRUNCATE audit_log", id="truncate"),
+    ],
+)
+async def test_even_the_owner_hits_the_append_only_trigger(chain_db: str, statement: str) -> None:
+    conn = await asyncpg.connect(chain_db)  # superuser, owner of the table, triggers on
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    assert await verify(chain_db) == ChainReport(checked=ENTRIES)
+
+
+# --- riskgate audit verify -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    output: str
+
+
+async def run_verify_cli(database_url: str) -> Completed:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
+    env["RISKGATE_DATABASE_URL"] = database_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "riskgate", "audit", "verify",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        stdout, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return Completed(proc.returncode, stdout.decode())
+
+
+async def test_cli_verify_on_an_intact_chain_exits_0(chain_db: str) -> None:
+    result = await run_verify_cli(chain_db)
+    assert result.returncode == 0, result.output
+    assert "intact" in result.output and f"{ENTRIES} entries" in result.output
+
+
+async def test_cli_verify_on_a_tampered_chain_exits_1_naming_the_entry(chain_db: str) -> None:
+    await tamper(chain_db, "DELETE FROM audit_log WHERE seq = 2")
+    result = await run_verify_cli(chain_db)
+    assert result.returncode == 1, result.output
+    assert "BROKEN at entry 2" in result.output and "deleted" in result.output
