@@ -37,6 +37,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -80,7 +81,7 @@ class Scenario:
 
 
 async def _count_events(conn: asyncpg.Connection, run_id: str) -> int:
-    prefix = f"bench-{run_id}-"
+    prefix = f"bench-{run_id}-t"
     # The prefix has no LIKE metacharacters (run ids are [a-z0-9-]), but escape anyway.
     pattern = re.sub(r"([\\%_])", r"\\\1", prefix) + "%"
     return int(await conn.fetchval("SELECT count(*) FROM events WHERE event_id LIKE $1", pattern))
@@ -369,6 +370,7 @@ def _run_wrk(args: argparse.Namespace, stack: Stack, scenario: Scenario, run_id:
     ]
     if not quiet:
         _say(" ".join(cmd[:-2]) + f" -- {run_id}")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603
                             preexec_fn=_die_with_parent)
     if on_start is not None:
@@ -379,6 +381,8 @@ def _run_wrk(args: argparse.Namespace, stack: Stack, scenario: Scenario, run_id:
         proc.terminate()
         proc.wait(5)
         raise
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime + after.ru_stime) - (usage.ru_utime + usage.ru_stime)
     result: dict[str, Any] | None = None
     for line in out.splitlines():
         if line.startswith("BENCH_RESULT "):
@@ -387,6 +391,7 @@ def _run_wrk(args: argparse.Namespace, stack: Stack, scenario: Scenario, run_id:
             print("    " + line)
     if proc.returncode != 0 or result is None:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{out}")
+    result["wrk_cpu_s"] = round(wrk_cpu, 2)
     return result
 
 
@@ -475,29 +480,36 @@ def main(argv: list[str] | None = None) -> int:
     scenario = SCENARIOS[args.scenario]
     # SIGTERM (e.g. from a CI timeout) tears down like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Also when started in the background by a non-interactive shell, where SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_id = uuid.uuid4().hex[:12]
     try:
         with running_stack(args, scenario) as stack:
             if args.warmup not in ("0", "0s", ""):
                 _say(f"warm-up {args.warmup}")
-                _run_wrk(args, stack, scenario, f"{run_id}-warm", args.warmup, quiet=True)
+                _run_wrk(args, stack, scenario, f"warm{run_id}", args.warmup, quiet=True)
             stack.groups = {
                 "postgres": _tree(stack.postgres.pid),
                 "redis": _tree(stack.redis.pid),
                 "api": _tree(stack.api.pid),
+                "bench": [psutil.Process()],  # this script (the wait sampler runs here)
             }
             before = asyncio.run(_pg_stats(stack.superuser_dsn))
             sampler = WaitSampler(stack.superuser_dsn) if args.sample_waits else None
             meter: dict[str, CpuMeter] = {}
 
             def started(proc: subprocess.Popen[str]) -> None:
-                stack.groups["wrk"] = _tree(proc.pid)
                 meter["m"] = CpuMeter(stack.groups)
                 if sampler is not None:
                     sampler.start()
 
             result = _run_wrk(args, stack, scenario, run_id, args.duration, on_start=started)
             cpu = meter["m"].stop()
+            cpu["wrk"] = round(result.pop("wrk_cpu_s") / cpu["elapsed_s"], 3)
+            ours = sum(v for k, v in cpu.items() if k not in ("elapsed_s", "host_busy", "host_iowait"))
+            # Kernel work not charged to a process (loopback softirq) lands here too, but a large
+            # value means something else was running on the machine: the numbers are not clean.
+            cpu["other"] = round(cpu["host_busy"] - ours, 3)
             if sampler is not None:
                 sampler.stop()
             after = asyncio.run(_pg_stats(stack.superuser_dsn))
@@ -540,6 +552,8 @@ def _report(args: argparse.Namespace, r: dict[str, Any], check: dict[str, Any],
     print(f"   verify: {r['created']} x 201, {check['stored']} rows stored "
           f"({check['unanswered']} requests cut off by the deadline) -> {verdict}")
     print("   cpu (cores): " + "  ".join(f"{k} {v}" for k, v in cpu.items() if k != "elapsed_s"))
+    if cpu.get("other", 0) > 0.25:
+        print(f"   WARNING: {cpu['other']} cores used outside the stack and wrk: noisy machine")
     if pg.get("commits"):
         print(f"   postgres: {pg['commits']} commits, {pg['wal_sync']} WAL syncs "
               f"({pg['commits'] / max(pg['wal_sync'], 1):.2f} commits/sync), "

@@ -59,7 +59,10 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
+    from riskgate.observability.logs import configure_logging
+
     _prepare_multiprocess_metrics(settings.workers)
+    configure_logging(settings.log_level)  # the supervisor's own lines, as JSON too
     uvicorn.run(
         "riskgate.app:app_from_env",
         factory=True,

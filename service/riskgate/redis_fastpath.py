@@ -18,7 +18,7 @@ from redis.asyncio.client import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from riskgate.observability.metrics import REDIS_FALLBACKS
+from riskgate.observability.metrics import RedisOperation, record_redis_fallback
 from riskgate.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,12 @@ class RedisGuard:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    async def call(self, operation: str, fn: Callable[[Redis], Awaitable[T]]) -> T | None:
+    async def call(
+        self, operation: RedisOperation, fn: Callable[[Redis], Awaitable[T]]
+    ) -> T | None:
         """``fn(client)``, or None when Redis is (or just went) unavailable."""
         if not self.available:
-            REDIS_FALLBACKS.labels(operation=operation).inc()
+            record_redis_fallback(operation)
             return None
         try:
             return await fn(self.client)
@@ -75,8 +77,8 @@ class RedisGuard:
         self._down_until = 0.0
         return True
 
-    def _trip(self, operation: str, exc: BaseException) -> None:
-        REDIS_FALLBACKS.labels(operation=operation).inc()
+    def _trip(self, operation: RedisOperation, exc: BaseException) -> None:
+        record_redis_fallback(operation)
         if self.available:
             logger.warning(
                 "redis unavailable, continuing without it",

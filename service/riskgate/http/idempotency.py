@@ -15,7 +15,7 @@ from riskgate.idempotency.schemas import (
     fingerprint,
     is_valid_key,
 )
-from riskgate.observability.metrics import IDEMPOTENCY
+from riskgate.observability.metrics import record_idempotency
 
 HEADER = "idempotency-key"
 
@@ -26,7 +26,7 @@ def idempotency_ticket(
     """The caller's claim on the request's key, or a 400 when the key is absent or malformed."""
     key = request.headers.get(HEADER)
     if key is None:
-        IDEMPOTENCY.labels(outcome="missing_key").inc()
+        record_idempotency("missing_key")
         raise IdempotencyKeyMissing("this endpoint requires an Idempotency-Key header")
     if not is_valid_key(key):
         raise IdempotencyKeyInvalid(

@@ -12,7 +12,7 @@ from riskgate.db import Pool
 from riskgate.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from riskgate.idempotency import repository
 from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
-from riskgate.observability.metrics import IDEMPOTENCY
+from riskgate.observability.metrics import record_idempotency
 from riskgate.redis_fastpath import RedisGuard, load_script
 
 
@@ -41,7 +41,7 @@ class IdempotencyGate:
 
         acquired = await self._redis.call("idempotency_lock", acquire)
         if acquired is False:  # None means Redis is down: carry on, PostgreSQL decides
-            IDEMPOTENCY.labels(outcome="in_flight").inc()
+            record_idempotency("in_flight")
             raise IdempotencyKeyInFlight(
                 "a request with this Idempotency-Key is still being processed",
                 retry_after_seconds=self._retry_after,
@@ -62,15 +62,15 @@ async def resolve_existing(
     found = await repository.fetch_record(pool, ticket.client_id, ticket.key)
     if found is None:
         # Claimed and then gone: it expired between our claim attempt and this read.
-        IDEMPOTENCY.labels(outcome="in_flight").inc()
+        record_idempotency("in_flight")
         raise IdempotencyKeyInFlight(
             "the key is changing hands; retry", retry_after_seconds=retry_after
         )
     stored_fingerprint, response = found
     if not secrets.compare_digest(stored_fingerprint, ticket.fingerprint):
-        IDEMPOTENCY.labels(outcome="mismatch").inc()
+        record_idempotency("mismatch")
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request body or route"
         )
-    IDEMPOTENCY.labels(outcome="replayed").inc()
+    record_idempotency("replayed")
     return response

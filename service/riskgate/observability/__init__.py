@@ -3,9 +3,14 @@
 Wiring, in the app factory of every worker process::
 
     configure_logging(settings.log_level)
-    configure_tracing("riskgate")
-    litestar_app = Litestar(..., logging_config=None, after_exception=[log_unhandled_exception])
-    app = ObservabilityMiddleware(litestar_app)   # the ASGI callable uvicorn serves
+    configure_tracing("riskgate-api")
+    litestar_app = Litestar(..., logging_config=None)  # Litestar must not reconfigure logging
+    app = ObservabilityMiddleware(litestar_app)        # the ASGI callable uvicorn serves
+
+and uvicorn run with ``log_config=None, access_log=False``, ``PROMETHEUS_MULTIPROC_DIR`` set (to an
+empty directory) before any worker starts when there are several workers. Pass
+``after_exception=[log_unhandled_exception]`` to Litestar unless an exception handler for
+``Exception`` already logs the traceback.
 """
 
 from riskgate.observability.logs import configure_logging, current_request_id, request_id_var

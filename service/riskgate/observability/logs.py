@@ -44,8 +44,10 @@ def current_request_id() -> str | None:
 _PLAIN_RECORD: Final = logging.LogRecord("", logging.INFO, "", 0, "", None, None)
 _N_RECORD_ATTRS: Final = len(_PLAIN_RECORD.__dict__)
 _RECORD_ATTRS: Final = frozenset(_PLAIN_RECORD.__dict__) | {"message", "asctime", "taskName"}
-# Output fields an ``extra=`` key may not overwrite, and uvicorn's ANSI-coloured copy of its message.
-_RESERVED: Final = frozenset({"ts", "level", "logger", "msg", "exception", "stack", "color_message"})
+# Output fields an ``extra=`` key may not overwrite, and uvicorn's ANSI-coloured copy of its msg.
+_RESERVED: Final = frozenset(
+    {"ts", "level", "logger", "msg", "exception", "stack", "color_message"}
+)
 _SKIPPED: Final = _RECORD_ATTRS | _RESERVED
 
 _encoder: Final = msgspec.json.Encoder()

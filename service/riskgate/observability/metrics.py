@@ -54,6 +54,7 @@ __all__ = [
     "IdempotencyOutcome",
     "RedisOperation",
     "mark_process_dead",
+    "multiprocess_enabled",
     "observe_http_request",
     "record_decision",
     "record_idempotency",
@@ -182,9 +183,9 @@ def record_idempotency(outcome: IdempotencyOutcome) -> None:
 # Redis degradation
 # =================================================================================================
 
-RedisOperation = Literal["idempotency_lock"]
+RedisOperation = Literal["idempotency_lock", "idempotency_unlock"]
 """Extend this Literal (and _REDIS_OPERATIONS) when a new Redis call site can fall back."""
-_REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = ("idempotency_lock",)
+_REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = ("idempotency_lock", "idempotency_unlock")
 
 REDIS_FALLBACKS: Final = Counter(
     "riskgate_redis_unavailable_total",
@@ -210,6 +211,7 @@ def record_redis_fallback(operation: RedisOperation) -> None:
 
 
 def multiprocess_enabled() -> bool:
+    """True when metrics are shared between the worker processes of this server."""
     return bool(os.environ.get(MULTIPROC_DIR_ENV))
 
 

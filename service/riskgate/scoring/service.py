@@ -13,7 +13,7 @@ import uuid_utils.compat as uuid7
 from riskgate.db import Pool
 from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
 from riskgate.idempotency.service import resolve_existing
-from riskgate.observability.metrics import DECISIONS, IDEMPOTENCY
+from riskgate.observability.metrics import record_decision, record_idempotency
 from riskgate.scoring import repository
 from riskgate.scoring.repository import DecisionRecord
 from riskgate.scoring.rules import RuleVersion, evaluate
@@ -99,10 +99,8 @@ def _new_event_id() -> UUID:
 
 
 def _count(record: DecisionRecord) -> None:
-    IDEMPOTENCY.labels(outcome="new").inc()
+    record_idempotency("new")
     r = record.response
-    DECISIONS.labels(action=r.action, score_version=r.score_version, mode="active").inc()
+    record_decision(r.action, r.score_version, "active")
     for shadow in record.shadow:
-        DECISIONS.labels(
-            action=shadow.action, score_version=shadow.score_version, mode="shadow"
-        ).inc()
+        record_decision(shadow.action, shadow.score_version, "shadow")
