@@ -200,6 +200,7 @@ class WaitSampler(threading.Thread):
         try:
             while not self._halt.is_set():
                 rows = await conn.fetch(self.QUERY)
+                if self.samples < 3: print("DBG", len(rows), rows[:2], flush=True)
                 self.samples += 1
                 for state, wtype, wevent, _query in rows:
                     if state != "active":

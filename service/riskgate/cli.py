@@ -59,9 +59,10 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
 def _serve(settings: Settings) -> None:
     import uvicorn
 
+    _prepare_multiprocess_metrics(settings.workers)
+    # Imported only now: the metrics module reads PROMETHEUS_MULTIPROC_DIR when first imported.
     from riskgate.observability.logs import configure_logging
 
-    _prepare_multiprocess_metrics(settings.workers)
     configure_logging(settings.log_level)  # the supervisor's own lines, as JSON too
     uvicorn.run(
         "riskgate.app:app_from_env",
