@@ -200,7 +200,6 @@ class WaitSampler(threading.Thread):
         try:
             while not self._halt.is_set():
                 rows = await conn.fetch(self.QUERY)
-                if self.samples < 3: print("DBG", len(rows), rows[:2], flush=True)
                 self.samples += 1
                 for state, wtype, wevent, _query in rows:
                     if state != "active":
@@ -308,6 +307,9 @@ def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stac
         applied = asyncio.run(migrate(postgres.url_for(DATABASE)))
         _say(f"postgres :{postgres.port} (pid {postgres.pid}), redis :{redis.port}, "
              f"{len(applied)} migration(s) applied")
+        for sql_file in args.sql:
+            postgres.psql(["-f", str(sql_file.resolve())], database=DATABASE)
+            _say(f"EXPERIMENT: applied {sql_file} after the migrations (not production schema)")
         if scenario.prepare is not None:
             asyncio.run(_with_conn(postgres.url_for(DATABASE), scenario.prepare))
 
@@ -315,6 +317,7 @@ def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stac
         base_url = f"http://{HOST}:{port}"
         api_log = data_dir / "api.log"
         env = _api_env(args, postgres, redis, port, data_dir)
+        (data_dir / "metrics").mkdir(exist_ok=True)  # like the chart's emptyDir: it exists
         cmd = [sys.executable, "-m", "riskgate", "api", "--workers", str(args.workers)]
         with api_log.open("ab") as log:
             api = subprocess.Popen(  # noqa: S603
@@ -454,6 +457,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra environment for the API (repeatable)")
     p.add_argument("--pg-setting", action="append", default=[], metavar="KEY=VALUE",
                    help="postgres -c setting, e.g. synchronous_commit=off (NOT production defaults)")
+    p.add_argument("--sql", action="append", default=[], type=Path, metavar="FILE",
+                   help="experiment: SQL file run as superuser after the migrations (repeatable)")
     p.add_argument("--sample-waits", action="store_true",
                    help="sample pg_stat_activity wait events of the API sessions during the run")
     p.add_argument("--data-dir", type=Path, default=None,
@@ -523,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                     "connections": args.connections, "threads": args.threads,
                     "duration": args.duration, "pool_max": args.pool_max,
                     "log_level": args.log_level, "pg_settings": args.pg_setting, "env": args.env,
+                    "sql": [str(f) for f in args.sql],
                     **result, **check, "cpu": cpu, "pg": pg,
                     "waits": sampler.report() if sampler else None,
                 }
@@ -541,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(args: argparse.Namespace, r: dict[str, Any], check: dict[str, Any],
             cpu: dict[str, Any], pg: dict[str, int], sampler: WaitSampler | None) -> None:
-    label = "" if not args.pg_setting else f"  [NON-DEFAULT postgres: {', '.join(args.pg_setting)}]"
+    changes = [*args.pg_setting, *(f"sql:{f.name}" for f in args.sql), *args.env]
+    label = "" if not changes else f"  [NON-DEFAULT: {', '.join(changes)}]"
     print()
     print(f"== {args.scenario}: workers={args.workers} connections={args.connections} "
           f"threads={args.threads} pool_max={args.pool_max or 'default(10)'} "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,17 +22,26 @@ import pytest
 from litestar import Litestar
 
 from riskgate.app import create_litestar
+from riskgate.auth.repository import ClientRecord, client_by_name
+from riskgate.auth.scopes import SCOPES
+from riskgate.auth.service import ClientAdmin, IssuedCredentials
+from riskgate.auth.signing import generate_private_key_pem
 from riskgate.embedded import EmbeddedPostgres, EmbeddedRedis
 from riskgate.migrate import migrate
 from riskgate.observability.middleware import ObservabilityMiddleware
+from riskgate.runtime import Runtime
 from riskgate.settings import Settings
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @pytest.fixture(scope="session")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def data_root() -> Iterator[Path]:
+    """Server data lives outside pytest's basetemp: pytest prunes and re-permissions that tree,
+    which another concurrent pytest run could do under a live PostgreSQL."""
+    root = Path(tempfile.mkdtemp(prefix="riskgate-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +91,29 @@ async def database_url(postgres_admin_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
-    return Settings.from_env({}, database_url=database_url, redis_url=redis_url, mode="dev")
+def signing_key_file(data_root: Path) -> Path:
+    path = data_root / "jwt-signing.pem"
+    path.write_bytes(generate_private_key_pem())
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, signing_key_file: Path) -> Settings:
+    return Settings.from_env(
+        {},
+        database_url=database_url,
+        redis_url=redis_url,
+        mode="dev",
+        jwt_signing_key_file=str(signing_key_file),
+        # Tests disable clients and expect the very next request to see it.
+        auth_cache_seconds=0,
+    )
+
+
+def settings_with(settings: Settings, **changes: Any) -> Settings:
+    """A copy of ``settings`` with some fields changed (validated like the original)."""
+    fields = {name: getattr(settings, name) for name in settings.__struct_fields__}
+    return Settings.from_env({}, **{**fields, **changes})
 
 
 @pytest.fixture
@@ -95,14 +127,43 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
 
 
 class RunningApp:
-    """The real app with its real lifespan, and an HTTP client that talks to it."""
+    """The real app with its real lifespan, a client registered in its database with every
+    scope, and an HTTP client that authenticates as that client with its API key."""
 
-    def __init__(self, litestar: Litestar) -> None:
+    def __init__(self, litestar: Litestar, caller: ClientRecord, credentials: IssuedCredentials):
         self.litestar = litestar
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=ObservabilityMiddleware(litestar)),
+        self.caller = caller
+        self.credentials = credentials
+        self.asgi = ObservabilityMiddleware(litestar)
+        self.client = self.http_client({"X-API-Key": credentials.api_key})
+        self.anonymous = self.http_client({})
+
+    def http_client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.asgi),  # type: ignore[arg-type]
             base_url="http://riskgate.test",
+            headers=headers,
         )
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.litestar.state.runtime
+        return runtime
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.anonymous.aclose()
+
+
+async def register_client(
+    runtime: Runtime, scopes: str = " ".join(SCOPES), **options: Any
+) -> tuple[ClientRecord, IssuedCredentials]:
+    """A new client with a unique name in the app's database."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    issued = await ClientAdmin(runtime.pool).create(name, scopes, **options)
+    record = await client_by_name(runtime.pool, name)
+    assert record is not None
+    return record, issued
 
 
 @asynccontextmanager
@@ -126,11 +187,11 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     )
     if task.done():
         task.result()  # startup failed: raise its error here
-    running = RunningApp(litestar)
+    running = RunningApp(litestar, *await register_client(litestar.state.runtime))
     try:
         yield running
     finally:
-        await running.client.aclose()
+        await running.aclose()
         stop.set()
         await task
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from riskgate import __version__
+from riskgate.auth.routes import issue_token, jwks
 from riskgate.events.routes import get_event, list_events
 from riskgate.health.routes import liveness, metrics, readiness
 from riskgate.http.problems import exception_handlers
+from riskgate.http.security import add_rate_limit_headers, authorize
 from riskgate.observability.logs import configure_logging
 from riskgate.observability.middleware import ObservabilityMiddleware
 from riskgate.observability.tracing import configure_tracing
@@ -23,7 +26,16 @@ from riskgate.runtime import Runtime, open_runtime
 from riskgate.scoring.routes import score_event
 from riskgate.settings import Settings
 
-ROUTES = [score_event, get_event, list_events, liveness, readiness, metrics]
+ROUTES = [
+    issue_token,
+    jwks,
+    score_event,
+    get_event,
+    list_events,
+    liveness,
+    readiness,
+    metrics,
+]
 
 
 def _runtime(state: State) -> Runtime:
@@ -41,6 +53,19 @@ def _openapi() -> OpenAPIConfig:
         ),
         path="/schema",
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        # The docs are public like the health checks; every other route declares its scope.
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
+        ),
+        security=[{"bearer": []}, {"apiKey": []}],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+                "apiKey": SecurityScheme(
+                    type="apiKey", name="X-API-Key", security_scheme_in="header"
+                ),
+            }
+        ),
     )
 
 
@@ -55,6 +80,8 @@ def create_litestar(settings: Settings) -> Litestar:
         route_handlers=ROUTES,
         lifespan=[lifespan],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        guards=[authorize],
+        before_send=[add_rate_limit_headers],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
 from riskgate.settings import DatabaseSettings, Settings, SettingsError
 
+if TYPE_CHECKING:
+    from riskgate.auth.service import IssuedCredentials
+    from riskgate.db import Pool
+
 S = TypeVar("S", bound=DatabaseSettings)
+T = TypeVar("T")
 
 
 def _fail(message: str) -> NoReturn:
@@ -135,6 +142,138 @@ def audit_verify() -> None:
         click.secho(f"audit chain intact: {report.checked} entries verified", fg="green")
 
     asyncio.run(run())
+
+
+def _with_pool(work: Callable[[Pool], Awaitable[T]]) -> T:
+    """Run ``work`` with a small pool on RISKGATE_DATABASE_URL (admin commands)."""
+    from riskgate import db
+
+    settings = _load(DatabaseSettings)
+
+    async def run() -> T:
+        pool = await db.create_pool(
+            settings, application_name="riskgate-cli", min_size=1, max_size=2
+        )
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _show_credentials(issued: IssuedCredentials) -> None:
+    click.echo(f"client_id:     {issued.client_id}")
+    click.echo(f"client_secret: {issued.client_secret}")
+    click.echo(f"api_key:       {issued.api_key}")
+    click.secho("Store these now: riskgate keeps only their hashes.", fg="yellow", err=True)
+
+
+@main.group()
+def clients() -> None:
+    """Register and manage API clients."""
+
+
+@clients.command("create")
+@click.option("--name", required=True, help="The client_id: 2-63 of a-z 0-9 . _ -")
+@click.option("--scopes", required=True, help='Space-separated, e.g. "score:write events:read".')
+@click.option(
+    "--rate-limit", default=None, help="Own policy, e.g. 100/60s (default: RISKGATE_RATE_LIMIT)."
+)
+def clients_create(name: str, scopes: str, rate_limit: str | None) -> None:
+    """Register a client; prints its client_id, client_secret and an API key, once."""
+    from riskgate.auth.scopes import UnknownScope
+    from riskgate.auth.service import ClientAdmin, ClientExists
+    from riskgate.ratelimit.limiter import RateLimitPolicy
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,62}", name):
+        _fail("--name must be 2-63 characters of a-z 0-9 . _ - starting with a letter or digit")
+    if rate_limit is not None:
+        try:
+            RateLimitPolicy.parse(rate_limit)
+        except ValueError as exc:
+            _fail(f"--rate-limit: {exc}")
+    try:
+        issued = _with_pool(
+            lambda pool: ClientAdmin(pool).create(name, scopes, rate_limit=rate_limit)
+        )
+    except (UnknownScope, ClientExists) as exc:
+        _fail(str(exc))
+    _show_credentials(issued)
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """Every client with its scopes, status and active API key prefixes."""
+    from riskgate.auth.service import ClientAdmin
+
+    for client in _with_pool(lambda pool: ClientAdmin(pool).list()):
+        keys = ", ".join(f"{p}..." for p in client.active_key_prefixes) or "-"
+        click.echo(
+            f"{client.name}\t{client.status}\t{' '.join(client.scopes)}\t"
+            f"rate={client.rate_limit or 'default'}\tkeys={keys}"
+        )
+
+
+def _set_active(name: str, active: bool) -> None:
+    from riskgate.auth.service import ClientAdmin, ClientNotFound
+
+    try:
+        changed = _with_pool(lambda pool: ClientAdmin(pool).set_active(name, active))
+    except ClientNotFound as exc:
+        _fail(str(exc))
+    state = "enabled" if active else "disabled"
+    click.echo(f"{name} {state}" if changed else f"{name} was already {state}")
+
+
+@clients.command("disable")
+@click.argument("name")
+def clients_disable(name: str) -> None:
+    """Refuse the client's tokens and API keys (within RISKGATE_AUTH_CACHE_SECONDS)."""
+    _set_active(name, active=False)
+
+
+@clients.command("enable")
+@click.argument("name")
+def clients_enable(name: str) -> None:
+    """Accept a disabled client again."""
+    _set_active(name, active=True)
+
+
+@clients.command("rotate")
+@click.argument("name")
+def clients_rotate(name: str) -> None:
+    """New client_secret and API key; the old secret and every old key stop working."""
+    from riskgate.auth.service import ClientAdmin, ClientNotFound
+
+    try:
+        issued = _with_pool(lambda pool: ClientAdmin(pool).rotate(name))
+    except ClientNotFound as exc:
+        _fail(str(exc))
+    _show_credentials(issued)
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys for access tokens."""
+
+
+@keys.command("generate-signing-key")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keys_generate(path: Path) -> None:
+    """Write a new Ed25519 private key (PEM, mode 0600) to PATH.
+
+    Rotation: point RISKGATE_JWT_PREVIOUS_KEY_FILE at the old key and RISKGATE_JWT_SIGNING_KEY_FILE
+    at the new one; tokens signed by the old key stay valid until they expire.
+    """
+    from riskgate.auth.signing import generate_private_key_pem, thumbprint_of_pem
+
+    if path.exists():
+        _fail(f"{path} exists; refusing to overwrite a key")
+    pem = generate_private_key_pem()
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
+    click.echo(f"wrote {path} (kid {thumbprint_of_pem(pem)})")
 
 
 @main.command()

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import msgspec
 
-from riskgate.settings import Settings
+from riskgate.settings import DatabaseSettings
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -60,7 +60,7 @@ async def _init_connection(conn: Connection) -> None:
         )
 
 
-def server_settings(settings: Settings, application_name: str) -> dict[str, str]:
+def server_settings(settings: DatabaseSettings, application_name: str) -> dict[str, str]:
     """Per-session settings: bounded waits, and the least-privileged role for app traffic."""
     values = {
         "application_name": application_name,
@@ -73,11 +73,17 @@ def server_settings(settings: Settings, application_name: str) -> dict[str, str]
     return values
 
 
-async def create_pool(settings: Settings, application_name: str = "riskgate-api") -> Pool:
+async def create_pool(
+    settings: DatabaseSettings,
+    application_name: str = "riskgate-api",
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+) -> Pool:
     pool: Pool = await asyncpg.create_pool(
         settings.database_url,
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
+        min_size=settings.db_pool_min_size if min_size is None else min_size,
+        max_size=settings.db_pool_max_size if max_size is None else max_size,
         init=_init_connection,
         server_settings=server_settings(settings, application_name),
         # Prepared statements are cached per connection; ours are few and fixed.

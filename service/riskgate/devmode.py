@@ -9,22 +9,66 @@ from pathlib import Path
 
 import click
 
+from riskgate import db
+from riskgate.auth.scopes import SCOPES
+from riskgate.auth.service import ClientAdmin, ClientExists
+from riskgate.auth.signing import generate_private_key_pem
 from riskgate.embedded import EmbeddedPostgres, EmbeddedRedis
 from riskgate.migrate import migrate
-from riskgate.settings import Settings
+from riskgate.settings import DatabaseSettings, Settings
 
 DATABASE = "riskgate"
+DEMO_CLIENT = "demo-app"
+DEMO_SECRET = "demo-secret"  # noqa: S105 (dev mode only; never created outside `riskgate dev`)
 
 
-def _banner(base: str, data_dir: Path) -> str:
+def _signing_key(data_dir: Path) -> Path:
+    """Dev's token signing key, made once and kept, so tokens survive a restart."""
+    path = data_dir / "keys" / "jwt-signing.pem"
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(generate_private_key_pem())
+    return path
+
+
+async def _ensure_demo_client(database_url: str) -> str | None:
+    """Create demo-app with every scope; returns its API key the first time, else None."""
+    pool = await db.create_pool(
+        DatabaseSettings(database_url=database_url), "riskgate-dev", min_size=1, max_size=1
+    )
+    try:
+        issued = await ClientAdmin(pool, actor="operator:dev").create(
+            DEMO_CLIENT, " ".join(SCOPES), secret=DEMO_SECRET
+        )
+    except ClientExists:
+        return None
+    finally:
+        await pool.close()
+    return issued.api_key
+
+
+def _banner(base: str, data_dir: Path, api_key: str | None) -> str:
+    key_line = (
+        f"  API key    {api_key}   (shown once; use it as X-API-Key instead of a token)\n"
+        if api_key
+        else ""
+    )
     return f"""
 riskgate dev is up
   API        {base}   (OpenAPI UI: {base}/schema, spec: {base}/schema/openapi.json)
   metrics    {base}/metrics
-  data       {data_dir}  (PostgreSQL and Redis; delete it to start from scratch)
+  data       {data_dir}  (PostgreSQL, Redis, signing key; delete it to start from scratch)
+  client     {DEMO_CLIENT} / {DEMO_SECRET}, every scope
+{key_line}
+Get a token, then score an event:
+  TOKEN=$(curl -sS -X POST {base}/oauth2/token \\
+    -d 'grant_type=client_credentials&client_id={DEMO_CLIENT}&client_secret={DEMO_SECRET}' \\
+    -d 'scope=score:write events:read webhooks:write' \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
-Score an event:
   curl -sS -X POST {base}/v1/score \\
+    -H "Authorization: Bearer $TOKEN" \\
     -H 'Content-Type: application/json' \\
     -H "Idempotency-Key: $(uuidgen 2>/dev/null || date +%s%N)" \\
     -d '{{"event_id": "bk-1001", "source": "flight",
@@ -43,10 +87,13 @@ def run_dev(
     click.echo(f"starting PostgreSQL and Redis under {data_dir} ...")
     with postgres, redis:
         postgres.create_database(DATABASE)
-        applied = asyncio.run(migrate(postgres.url_for(DATABASE)))
+        database_url = postgres.url_for(DATABASE)
+        applied = asyncio.run(migrate(database_url))
         click.echo(f"migrations: {len(applied)} applied, schema up to date")
+        api_key = asyncio.run(_ensure_demo_client(database_url))
         env = {
-            "RISKGATE_DATABASE_URL": postgres.url_for(DATABASE),
+            "RISKGATE_DATABASE_URL": database_url,
+            "RISKGATE_JWT_SIGNING_KEY_FILE": str(_signing_key(data_dir)),
             "RISKGATE_REDIS_URL": redis.url,
             "RISKGATE_MODE": "dev",
             "RISKGATE_HOST": host,
@@ -55,5 +102,5 @@ def run_dev(
         }
         os.environ.update(env)
         settings = Settings.from_env()
-        click.echo(_banner(f"http://{host}:{port}", data_dir))
+        click.echo(_banner(f"http://{host}:{port}", data_dir, api_key))
         serve(settings)

@@ -119,3 +119,82 @@ class DependencyUnavailable(RiskgateError):
 
     def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+# --- authentication and authorisation ---------------------------------------------------------
+
+
+class Unauthenticated(RiskgateError):
+    """No usable credential. ``challenge`` becomes the ``WWW-Authenticate`` header (RFC 6750)."""
+
+    status = 401
+    slug = "invalid-token"
+    title = "Authentication required"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        challenge = 'Bearer realm="riskgate"'
+        if error:
+            challenge += f', error="{error}", error_description="{_quoted(detail)}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class InsufficientScope(RiskgateError):
+    status = 403
+    slug = "insufficient-scope"
+    title = "The credential lacks the scope this endpoint requires"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"this endpoint requires the scope {scope}",
+            headers={
+                "WWW-Authenticate": f'Bearer realm="riskgate", error="insufficient_scope", '
+                f'scope="{scope}"'
+            },
+        )
+
+
+class RateLimited(RiskgateError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+
+class OAuthError(RiskgateError):
+    """A token-endpoint error (RFC 6749 section 5.2); ``error`` is the OAuth error code."""
+
+    error: ClassVar[str] = "invalid_request"
+    slug = "invalid-request"
+    title = "Invalid token request"
+
+
+class OAuthInvalidRequest(OAuthError):
+    pass
+
+
+class OAuthInvalidClient(OAuthError):
+    status = 401
+    error = "invalid_client"
+    slug = "invalid-client"
+    title = "Client authentication failed"
+
+    def __init__(self, detail: str, *, basic_challenge: bool) -> None:
+        # RFC 6749: a client that tried HTTP Basic gets the Basic challenge back.
+        challenge = {"WWW-Authenticate": 'Basic realm="riskgate"'} if basic_challenge else None
+        super().__init__(detail, headers=challenge)
+
+
+class OAuthInvalidScope(OAuthError):
+    error = "invalid_scope"
+    slug = "invalid-scope"
+    title = "Requested scope is invalid or not granted"
+
+
+class OAuthUnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    slug = "unsupported-grant-type"
+    title = "Only the client_credentials grant is supported"
+
+
+def _quoted(text: str) -> str:
+    """Make ``text`` safe inside an RFC 7235 quoted-string."""
+    return text.replace("\\", "").replace('"', "'")

@@ -7,10 +7,14 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from riskgate import db, redis_fastpath
+from riskgate.auth.service import Authenticator, TokenIssuer
+from riskgate.auth.signing import SigningKeys
 from riskgate.idempotency import repository as idempotency_repository
 from riskgate.idempotency.service import IdempotencyGate
+from riskgate.ratelimit.limiter import RateLimiter
 from riskgate.redis_fastpath import RedisGuard
 from riskgate.scoring.service import RuleCatalog, ScoringService
 from riskgate.settings import Settings
@@ -28,42 +32,52 @@ class Runtime:
     validate it field by field on every request.
     """
 
-    __slots__ = ("idempotency", "pool", "redis", "scoring", "settings")
+    __slots__ = (
+        "authenticator",
+        "idempotency",
+        "pool",
+        "rate_limiter",
+        "redis",
+        "scoring",
+        "settings",
+        "signing_keys",
+        "tokens",
+    )
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        pool: db.Pool,
-        redis: RedisGuard,
-        idempotency: IdempotencyGate,
-        scoring: ScoringService,
-    ) -> None:
+    def __init__(self, settings: Settings, pool: db.Pool, redis: RedisGuard) -> None:
         self.settings = settings
         self.pool = pool
         self.redis = redis
-        self.idempotency = idempotency
-        self.scoring = scoring
+        self.signing_keys = load_signing_keys(settings)
+        self.authenticator = Authenticator(pool, self.signing_keys, settings.auth_cache_seconds)
+        self.tokens = TokenIssuer(pool, self.signing_keys, settings.access_token_ttl_seconds)
+        self.rate_limiter = RateLimiter(redis)
+        self.idempotency = IdempotencyGate(
+            redis, settings.idempotency_lease_seconds, settings.idempotency_retry_after_seconds
+        )
+        self.scoring = ScoringService(
+            pool,
+            RuleCatalog(pool, settings.rules_refresh_seconds),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            retry_after=settings.idempotency_retry_after_seconds,
+        )
+
+
+def load_signing_keys(settings: Settings) -> SigningKeys:
+    previous = settings.jwt_previous_key_file
+    return SigningKeys.from_files(
+        Path(settings.jwt_signing_key_file),
+        Path(previous) if previous else None,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
 
 
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     pool = await db.create_pool(settings)
     redis = RedisGuard(redis_fastpath.connect(settings), settings.redis_retry_after_seconds)
-    runtime = Runtime(
-        settings=settings,
-        pool=pool,
-        redis=redis,
-        idempotency=IdempotencyGate(
-            redis, settings.idempotency_lease_seconds, settings.idempotency_retry_after_seconds
-        ),
-        scoring=ScoringService(
-            pool,
-            RuleCatalog(pool, settings.rules_refresh_seconds),
-            ttl_seconds=settings.idempotency_ttl_seconds,
-            retry_after=settings.idempotency_retry_after_seconds,
-        ),
-    )
+    runtime = Runtime(settings, pool, redis)
     purger = asyncio.create_task(_purge_expired_keys(pool), name="purge-idempotency-keys")
     try:
         yield runtime

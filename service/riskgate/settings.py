@@ -83,6 +83,20 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     public_base_url: str = ""
     """Absolute base for ``Location`` headers; empty means relative locations."""
 
+    # --- authentication
+    jwt_signing_key_file: str = ""
+    """PEM file of the Ed25519 private key that signs access tokens (required)."""
+    jwt_previous_key_file: str = ""
+    """PEM of the key used before the last rotation: still verifies, never signs."""
+    jwt_issuer: str = "riskgate"
+    jwt_audience: str = "riskgate-api"
+    access_token_ttl_seconds: PositiveInt = 900
+    auth_cache_seconds: Annotated[float, Meta(ge=0)] = 5.0
+    """How long a process trusts what it read about a client; disabling takes this long."""
+    rate_limit: str = "600/60s"
+    """Default per-client policy, ``<requests>/<window>`` (``600/60s``, ``5000/1h``); a client
+    can carry its own (``riskgate clients create --rate-limit``)."""
+
     # --- idempotency
     idempotency_ttl_seconds: PositiveInt = 72 * 3600
     idempotency_lease_seconds: PositiveFloat = 30.0
@@ -92,6 +106,16 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     # --- scoring
     rules_refresh_seconds: PositiveFloat = 30.0
     """How often a process re-reads rule versions (activation and shadow changes)."""
+
+    def __post_init__(self) -> None:
+        if not self.jwt_signing_key_file:
+            raise ValueError("RISKGATE_JWT_SIGNING_KEY_FILE is required: the key that signs tokens")
+        from riskgate.ratelimit.limiter import RateLimitPolicy
+
+        try:
+            RateLimitPolicy.parse(self.rate_limit)
+        except ValueError as exc:
+            raise ValueError(f"RISKGATE_RATE_LIMIT: {exc}") from None
 
     @property
     def is_dev(self) -> bool:

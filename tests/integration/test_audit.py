@@ -56,14 +56,14 @@ async def hash_of(db: asyncpg.Connection[Any], seq: int) -> bytes:
 
 
 async def test_each_score_writes_exactly_one_audit_row_chained_to_the_previous(
-    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+    app: RunningApp, client: httpx.AsyncClient, db: asyncpg.Connection[Any]
 ) -> None:
     seqs = []
     for _ in range(3):
         event_id = new_event_id()
         decision = (await score(client, event_id)).json()
         [row] = await audit_rows_for(db, decision["id"])
-        assert (row["actor"], row["action"]) == ("client:anonymous", "decision.created")
+        assert (row["actor"], row["action"]) == (f"client:{app.caller.name}", "decision.created")
         assert json.loads(row["details"]) == {
             "event_id": event_id,
             "score": decision["score"],

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import RunningApp, new_event_id, new_key, running_app
+from conftest import RunningApp, new_event_id, new_key, running_app, settings_with
 from riskgate.embedded import EmbeddedPostgres
 from riskgate.migrate import migrate
 from riskgate.settings import Settings
@@ -39,11 +39,11 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedP
 
 
 @pytest.fixture(scope="module")
-async def own_settings(own_postgres: EmbeddedPostgres, redis_url: str) -> Settings:
+async def own_settings(own_postgres: EmbeddedPostgres, settings: Settings) -> Settings:
     own_postgres.create_database("riskgate")
     url = own_postgres.url_for("riskgate")
     await migrate(url)
-    return Settings.from_env({}, database_url=url, redis_url=redis_url, mode="dev")
+    return settings_with(settings, database_url=url)
 
 
 @pytest.fixture

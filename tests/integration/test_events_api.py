@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from conftest import new_event_id, new_key
+from conftest import RunningApp, new_event_id, new_key
 
 
 async def score(
@@ -26,7 +26,7 @@ async def score(
 
 
 async def test_location_points_at_the_event_with_decision_and_audit_trail(
-    client: httpx.AsyncClient,
+    app: RunningApp, client: httpx.AsyncClient
 ) -> None:
     body = {
         "event_id": new_event_id(),
@@ -45,7 +45,7 @@ async def test_location_points_at_the_event_with_decision_and_audit_trail(
     assert event["shadow_decisions"] == []
     [entry] = event["audit_trail"]
     assert entry["action"] == "decision.created"
-    assert entry["actor"] == "client:anonymous"
+    assert entry["actor"] == f"client:{app.caller.name}"
     assert entry["details"]["score"] == 38.5
     assert len(entry["hash"]) == 64
 

@@ -12,9 +12,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import RunningApp, new_event_id, new_key, running_app
+from conftest import RunningApp, new_event_id, new_key, running_app, settings_with
 from riskgate.embedded import EmbeddedRedis
-from riskgate.http.caller import ANONYMOUS_CLIENT_ID
 from riskgate.settings import Settings
 
 PROBLEMS = "https://riskgate.io/problems/"
@@ -124,13 +123,13 @@ async def test_keys_are_kept_for_72_hours(
 
 
 async def test_a_lease_left_by_a_crashed_request_expires(
-    client: httpx.AsyncClient, settings: Settings
+    app: RunningApp, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     """A process that died holding the Redis lease blocks the key only until the lease ends."""
     key, body = new_key(), score_body(new_event_id())
     redis = aioredis.from_url(settings.redis_url)
     try:
-        await redis.set(f"riskgate:idem:{ANONYMOUS_CLIENT_ID}:{key}", "dead-owner", px=400)
+        await redis.set(f"riskgate:idem:{app.caller.id}:{key}", "dead-owner", px=400)
         blocked = await post_score(client, key, body)
         assert blocked.status_code == 409
         assert blocked.json()["type"] == PROBLEMS + "idempotency-key-in-flight"
@@ -141,7 +140,7 @@ async def test_a_lease_left_by_a_crashed_request_expires(
 
 
 async def test_a_request_killed_mid_transaction_leaves_no_record(
-    client: httpx.AsyncClient, db: asyncpg.Connection[Any], database_url: str
+    app: RunningApp, client: httpx.AsyncClient, db: asyncpg.Connection[Any], database_url: str
 ) -> None:
     """The PostgreSQL claim dies with its transaction: nothing to clean up, nothing stuck."""
     key, body = new_key(), score_body(new_event_id())
@@ -150,7 +149,7 @@ async def test_a_request_killed_mid_transaction_leaves_no_record(
     await victim.execute(
         "SELECT claim_idempotency_key($1, $2, '\\x00'::bytea, 201::smallint, '{}'::jsonb,"
         " '\\x00'::bytea, 60)",
-        ANONYMOUS_CLIENT_ID,
+        app.caller.id,
         key,
     )
     pid = victim.get_server_pid()
@@ -190,15 +189,9 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
 async def app_on_own_redis(
     settings: Settings, own_redis: EmbeddedRedis
 ) -> AsyncIterator[RunningApp]:
-    tuned = Settings.from_env(
-        {}, **{**_fields(settings), "redis_url": own_redis.url, "redis_retry_after_seconds": 0.2}
-    )
+    tuned = settings_with(settings, redis_url=own_redis.url, redis_retry_after_seconds=0.2)
     async with running_app(tuned) as running:
         yield running
-
-
-def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__struct_fields__}
 
 
 @pytest.mark.slow

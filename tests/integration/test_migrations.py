@@ -257,12 +257,6 @@ async def wait_until_blocked_or_done(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="0001_core.sql creates the cluster-wide role riskgate_app with a check-then-create "
-    "DO block; the advisory lock is per database, so two databases migrated at once on a new "
-    "server race and the loser fails with UniqueViolationError on pg_authid_rolname_index",
-)
 async def test_first_migrations_of_two_databases_on_one_server_do_not_race(
     new_server: EmbeddedPostgres,
 ) -> None:

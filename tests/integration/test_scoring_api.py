@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from conftest import fresh_database, new_event_id, new_key, running_app
+from conftest import fresh_database, new_event_id, new_key, running_app, settings_with
 from riskgate.settings import Settings
 
 
@@ -70,7 +70,7 @@ async def test_each_decision_writes_its_outbox_row_and_audit_row(
 
 
 async def test_a_shadow_rule_version_is_stored_beside_the_active_decision_never_returned(
-    postgres_admin_url: str, redis_url: str
+    postgres_admin_url: str, settings: Settings
 ) -> None:
     url = await fresh_database(postgres_admin_url, f"riskgate_shadow_{uuid.uuid4().hex[:8]}")
     admin = await asyncpg.connect(url)
@@ -83,8 +83,7 @@ async def test_a_shadow_rule_version_is_stored_beside_the_active_decision_never_
         )
     finally:
         await admin.close()
-    settings = Settings.from_env({}, database_url=url, redis_url=redis_url)
-    async with running_app(settings) as app:
+    async with running_app(settings_with(settings, database_url=url)) as app:
         created = await app.client.post(
             "/v1/score", json=body(new_event_id()), headers={"Idempotency-Key": new_key()}
         )

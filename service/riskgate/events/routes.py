@@ -16,8 +16,8 @@ from riskgate.errors import InvalidField, NotFound
 from riskgate.events import repository
 from riskgate.events.repository import EventFilter
 from riskgate.events.schemas import EventDetail, EventPage
-from riskgate.http.caller import caller_of
 from riskgate.http.problems import problem_responses
+from riskgate.http.security import caller_of
 from riskgate.runtime import Runtime
 from riskgate.scoring.schemas import Action
 
@@ -26,10 +26,11 @@ MAX_PAGE = 100
 
 @get(
     "/v1/events/{event_ref:uuid}",
+    opt={"scope": "events:read"},
     tags=["events"],
     summary="Get an event",
     description="The event, its decision (and any shadow decisions) and its audit trail.",
-    responses=problem_responses(404, 422, 503),
+    responses=problem_responses(401, 403, 404, 422, 429, 503),
 )
 async def get_event(
     request: Request[Any, Any, Any],
@@ -46,10 +47,11 @@ async def get_event(
 
 @get(
     "/v1/events",
+    opt={"scope": "events:read"},
     tags=["events"],
     summary="List events",
     description="Newest first. Pass `next_cursor` back as `cursor` for the next page.",
-    responses=problem_responses(422, 503),
+    responses=problem_responses(401, 403, 422, 429, 503),
 )
 async def list_events(
     request: Request[Any, Any, Any],

@@ -30,7 +30,7 @@ class Readiness(Wire):
     redis: Status
 
 
-@get("/v1/health", tags=["health"], summary="Liveness")
+@get("/v1/health", opt={"public": True}, tags=["health"], summary="Liveness")
 async def liveness() -> Liveness:
     return Liveness(status="ok")
 
@@ -54,6 +54,7 @@ async def _redis_up(runtime: Runtime) -> bool:
 
 @get(
     "/v1/health/ready",
+    opt={"public": True},
     tags=["health"],
     summary="Readiness",
     description=(
@@ -71,7 +72,7 @@ async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     return Response(body, status_code=503 if not postgres else 200)
 
 
-@get("/metrics", include_in_schema=False, media_type="text/plain")
+@get("/metrics", opt={"public": True}, include_in_schema=False, media_type="text/plain")
 async def metrics() -> Response[bytes]:
     body, content_type = render_metrics()
     return Response(body, media_type=content_type)

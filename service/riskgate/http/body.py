@@ -19,6 +19,9 @@ from riskgate.errors import InvalidField, MalformedBody, UnsupportedMediaType
 
 T = TypeVar("T", bound=msgspec.Struct)
 
+BODY_PARAMETER = "data"
+"""The handler parameter Litestar fills from the body (its reserved name)."""
+
 # msgspec: "Expected `float` <= 1.0 - at `$.signals.delay`"
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _NAMED = re.compile(r"(?:unknown|required) field `(?P<name>[^`]+)`")
@@ -47,7 +50,7 @@ def decode_strict(raw: bytes, model: type[T]) -> T:
     except msgspec.ValidationError as exc:
         if "[...]" not in str(exc):  # msgspec elides the path for numbers it cannot represent
             raise invalid_field(exc) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     # Not strict JSON. Re-read it leniently only to find and name the bad field (NaN,
     # Infinity, 1e999); whatever happens, this body is rejected.
@@ -64,7 +67,7 @@ def decode_strict(raw: bytes, model: type[T]) -> T:
     raise MalformedBody("the request body is not strict JSON (NaN, Infinity or an overflow)")
 
 
-def _require_json(content_type: str | None) -> None:
+def require_json(content_type: str | None) -> None:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("send the body as application/json")
@@ -74,5 +77,5 @@ class StrictBody(MsgspecDTO[T]):
     """Request-body DTO: documents the struct in OpenAPI, decodes it with ``decode_strict``."""
 
     def decode_bytes(self, value: bytes) -> Any:
-        _require_json(self.asgi_connection.headers.get("content-type"))
+        require_json(self.asgi_connection.headers.get("content-type"))
         return decode_strict(value, self.model_type)

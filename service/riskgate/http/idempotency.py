@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 
+from riskgate.auth.service import Caller
 from riskgate.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
-from riskgate.http.caller import Caller
 from riskgate.idempotency.schemas import (
     IdempotencyTicket,
     StoredResponse,

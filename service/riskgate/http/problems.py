@@ -19,7 +19,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
 from riskgate.db import UNAVAILABLE_ERRORS
-from riskgate.errors import DependencyUnavailable, RiskgateError
+from riskgate.errors import (
+    DependencyUnavailable,
+    MalformedBody,
+    OAuthError,
+    RiskgateError,
+    UnsupportedMediaType,
+)
+from riskgate.http.body import BODY_PARAMETER, require_json
 from riskgate.observability.tracing import current_trace_context
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,13 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     field: str | None = None
     """Dotted path of the offending field, for validation problems."""
     errors: list[FieldError] | None = None
+
+
+class OAuthProblem(Problem, frozen=True, kw_only=True):
+    """A token-endpoint error: RFC 6749 section 5.2 members plus the RFC 9457 ones."""
+
+    error: str
+    error_description: str
 
 
 def _problem_response(
@@ -75,9 +89,7 @@ def _problem_response(
     )
 
 
-def from_domain_error(request: Request[Any, Any, Any], exc: RiskgateError) -> Response[bytes]:
-    if exc.status >= 500:
-        logger.error("request failed: %s", exc.detail, extra={"problem": exc.slug})
+def _render(request: Request[Any, Any, Any], exc: RiskgateError) -> Response[bytes]:
     return _problem_response(
         request,
         status=exc.status,
@@ -89,10 +101,41 @@ def from_domain_error(request: Request[Any, Any, Any], exc: RiskgateError) -> Re
     )
 
 
+def from_domain_error(request: Request[Any, Any, Any], exc: RiskgateError) -> Response[bytes]:
+    if exc.status >= 500:
+        logger.error("request failed: %s", exc.detail, extra={"problem": exc.slug})
+    return _render(request, exc)
+
+
+def from_oauth_error(request: Request[Any, Any, Any], exc: OAuthError) -> Response[bytes]:
+    """RFC 6749 requires ``application/json`` with ``error``; the problem members ride along."""
+    body = OAuthProblem(
+        type=PROBLEM_TYPE_BASE + exc.slug,
+        title=exc.title,
+        status=exc.status,
+        detail=exc.detail,
+        instance=request.url.path,
+        trace_id=current_trace_context()[0],
+        field=exc.field,
+        error=exc.error,
+        error_description=exc.detail,
+    )
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=exc.status,
+        media_type="application/json",
+        headers={**exc.headers, "Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
 def from_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
     """Litestar's own parameter validation (query, path, header): 422 naming the parameter."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    if first.get("key") == BODY_PARAMETER:
+        # An empty body never reaches our decoder: Litestar reports the handler's parameter
+        # as missing. Answer as the decoder would have.
+        return _render(request, _empty_body_error(request))
     return _problem_response(
         request,
         status=422,
@@ -123,10 +166,17 @@ def from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> 
 
 
 def from_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # An outage is an expected condition with its own alerting, not a bug: one warning, no trace.
     logger.warning("database unavailable", extra={"error": type(exc).__name__})
-    return from_domain_error(
-        request, DependencyUnavailable("the database is unavailable; retry shortly")
-    )
+    return _render(request, DependencyUnavailable("the database is unavailable; retry shortly"))
+
+
+def _empty_body_error(request: Request[Any, Any, Any]) -> RiskgateError:
+    try:
+        require_json(request.headers.get("content-type"))
+    except UnsupportedMediaType as exc:
+        return exc
+    return MalformedBody("the request body is empty; send a JSON object")
 
 
 def from_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -147,6 +197,7 @@ def _internal(request: Request[Any, Any, Any]) -> Response[bytes]:
 def exception_handlers() -> dict[type[Exception], Callable[..., Response[bytes]]]:
     handlers: dict[type[Exception], Callable[..., Response[bytes]]] = {
         RiskgateError: from_domain_error,
+        OAuthError: from_oauth_error,
         ValidationException: from_validation,
         HTTPException: from_http_exception,
         Exception: from_unexpected,
@@ -164,6 +215,19 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
             data_container=Problem,
             description=HTTPStatus(status).phrase,
             media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+def oauth_error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the token endpoint's RFC 6749 error responses."""
+    return {
+        status: ResponseSpec(
+            data_container=OAuthProblem,
+            description=HTTPStatus(status).phrase,
+            media_type="application/json",
             generate_examples=False,
         )
         for status in statuses

@@ -12,8 +12,12 @@ _KEY_MAX = 255
 
 
 def is_valid_key(key: str) -> bool:
-    """1-255 printable ASCII characters (0x20-0x7E)."""
-    return 0 < len(key) <= _KEY_MAX and key.isascii() and key.isprintable()
+    """1-255 printable ASCII characters (0x20-0x7E), not starting or ending with a space.
+
+    HTTP strips whitespace around header values, so a padded key would not survive a proxy
+    unchanged; refusing it keeps one key one meaning end to end.
+    """
+    return 0 < len(key) <= _KEY_MAX and key.isascii() and key.isprintable() and key == key.strip()
 
 
 def fingerprint(method: str, route: str, body: msgspec.Struct) -> bytes:

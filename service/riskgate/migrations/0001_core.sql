@@ -2,11 +2,13 @@
 
 -- The role every API/worker session runs as (SET ROLE): ordinary DML, but the audit log is
 -- insert-only for it. Created here so a fresh database is safe by default.
+-- Roles are cluster-wide while the migration lock is per database: two databases on one
+-- server migrating at once may both try to create it, and the loser just finds it there.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'riskgate_app') THEN
-        CREATE ROLE riskgate_app NOLOGIN;
-    END IF;
+    CREATE ROLE riskgate_app NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 
@@ -153,6 +155,7 @@ DECLARE
 BEGIN
     SELECT * INTO head FROM audit_chain_head WHERE singleton FOR UPDATE;
     NEW.seq := head.last_seq + 1;
+    NEW.occurred_at := now();  -- the database's clock, not the writer's: no back-dating
     NEW.prev_hash := head.last_hash;
     NEW.hash := audit_entry_hash(NEW.prev_hash, NEW.seq, NEW.occurred_at, NEW.client_id, NEW.actor,
                                  NEW.action, NEW.entity_type, NEW.entity_id, NEW.details);

@@ -48,6 +48,7 @@ __all__ = [
     "IDEMPOTENCY",
     "LATENCY_SLO_SECONDS",
     "MULTIPROC_DIR_ENV",
+    "RATE_LIMITED",
     "REDIS_FALLBACKS",
     "UNMATCHED_ROUTE",
     "DecisionMode",
@@ -58,6 +59,7 @@ __all__ = [
     "observe_http_request",
     "record_decision",
     "record_idempotency",
+    "record_rate_limited",
     "record_redis_fallback",
     "render_metrics",
 ]
@@ -183,9 +185,13 @@ def record_idempotency(outcome: IdempotencyOutcome) -> None:
 # Redis degradation
 # =================================================================================================
 
-RedisOperation = Literal["idempotency_lock", "idempotency_unlock"]
+RedisOperation = Literal["idempotency_lock", "idempotency_unlock", "rate_limit"]
 """Extend this Literal (and _REDIS_OPERATIONS) when a new Redis call site can fall back."""
-_REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = ("idempotency_lock", "idempotency_unlock")
+_REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = (
+    "idempotency_lock",
+    "idempotency_unlock",
+    "rate_limit",
+)
 
 REDIS_FALLBACKS: Final = Counter(
     "riskgate_redis_unavailable_total",
@@ -198,6 +204,22 @@ for _operation in _REDIS_OPERATIONS:
 
 def record_redis_fallback(operation: RedisOperation) -> None:
     REDIS_FALLBACKS.labels(operation).inc()
+
+
+# =================================================================================================
+# Rate limits
+# =================================================================================================
+
+RATE_LIMITED: Final = Counter(
+    "riskgate_rate_limited_requests_total",
+    "Requests denied (429) by a rate-limit policy, by policy name.",
+    ("policy",),
+)
+
+
+def record_rate_limited(policy: str) -> None:
+    """Count one denied request. ``policy`` is a configured policy name, never client input."""
+    RATE_LIMITED.labels(policy).inc()
 
 
 # =================================================================================================

@@ -10,9 +10,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from riskgate.http.body import StrictBody
-from riskgate.http.caller import caller_of
 from riskgate.http.idempotency import idempotency_ticket, stored_response
 from riskgate.http.problems import problem_responses
+from riskgate.http.security import caller_of
 from riskgate.observability.tracing import current_trace_context, format_traceparent
 from riskgate.runtime import Runtime
 from riskgate.scoring.schemas import DecisionResponse, ScoreRequest
@@ -22,6 +22,7 @@ ROUTE = "/v1/score"
 
 @post(
     ROUTE,
+    opt={"scope": "score:write"},
     dto=StrictBody[ScoreRequest],
     return_dto=None,
     status_code=201,
@@ -41,7 +42,7 @@ ROUTE = "/v1/score"
             required=False,
         ),
     ],
-    responses=problem_responses(400, 409, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
 )
 async def score_event(
     request: Request[Any, Any, Any], data: JSONBody[ScoreRequest], runtime: NamedDependency[Runtime]

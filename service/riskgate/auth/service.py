@@ -1,0 +1,209 @@
+"""Client administration, token issuing, and authenticating each request."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from riskgate.auth import credentials, repository
+from riskgate.auth.repository import ClientListing, ClientRecord, NewApiKey
+from riskgate.auth.scopes import format_scopes, parse_scopes
+from riskgate.auth.signing import InvalidToken, SigningKeys
+from riskgate.db import Pool
+from riskgate.errors import OAuthInvalidClient, OAuthInvalidScope, Unauthenticated
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated client and the scopes this request may use."""
+
+    client_id: uuid.UUID
+    name: str
+    scopes: frozenset[str]
+    rate_limit: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names the caller."""
+        return f"client:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredentials:
+    """Shown to the operator once; only hashes are stored."""
+
+    client_id: str
+    client_secret: str
+    api_key: str
+
+
+def _new_api_key(key: str) -> NewApiKey:
+    return NewApiKey(
+        id=uuid.uuid4(), hash=credentials.api_key_hash(key), prefix=credentials.api_key_prefix(key)
+    )
+
+
+class ClientExists(Exception):
+    pass
+
+
+class ClientNotFound(Exception):
+    pass
+
+
+class ClientAdmin:
+    """What ``riskgate clients ...`` does."""
+
+    def __init__(self, pool: Pool, actor: str = "operator:cli") -> None:
+        self._pool = pool
+        self._actor = actor
+
+    async def create(
+        self, name: str, scopes: str, *, secret: str | None = None, rate_limit: str | None = None
+    ) -> IssuedCredentials:
+        """Register a client; ``secret`` is only for the dev demo, real clients get a random one."""
+        secret = secret or credentials.new_client_secret()
+        api_key = credentials.new_api_key()
+        client = ClientRecord(
+            id=uuid.uuid4(),
+            name=name,
+            secret_hash=credentials.hash_secret(secret),
+            scopes=parse_scopes(scopes),
+            active=True,
+            rate_limit=rate_limit,
+        )
+        if not await repository.create_client(
+            self._pool, client, _new_api_key(api_key), self._actor
+        ):
+            raise ClientExists(f"a client named {name!r} already exists")
+        return IssuedCredentials(client_id=name, client_secret=secret, api_key=api_key)
+
+    async def list(self) -> list[ClientListing]:
+        return await repository.list_clients(self._pool)
+
+    async def set_active(self, name: str, active: bool) -> bool:
+        """Enable or disable; returns whether anything changed."""
+        changed, found = await repository.set_status(
+            self._pool, name, "active" if active else "disabled", self._actor
+        )
+        if not found:
+            raise ClientNotFound(f"no client named {name!r}")
+        return changed
+
+    async def rotate(self, name: str) -> IssuedCredentials:
+        """New secret and API key; the old ones stop working immediately."""
+        secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
+        rotated = await repository.rotate_credentials(
+            self._pool, name, credentials.hash_secret(secret), _new_api_key(api_key), self._actor
+        )
+        if not rotated:
+            raise ClientNotFound(f"no client named {name!r}")
+        return IssuedCredentials(client_id=name, client_secret=secret, api_key=api_key)
+
+
+class TokenIssuer:
+    """The client-credentials grant (RFC 6749 section 4.4)."""
+
+    def __init__(self, pool: Pool, keys: SigningKeys, ttl_seconds: int) -> None:
+        self._pool = pool
+        self._keys = keys
+        self.ttl_seconds = ttl_seconds
+
+    async def issue(
+        self, client_name: str, secret: str, requested_scope: str | None, *, basic: bool
+    ) -> tuple[str, str]:
+        """(access token, granted scope), or an ``OAuthError`` subclass."""
+        client = await repository.client_by_name(self._pool, client_name)
+        # Hash even for unknown clients, so response time does not reveal which names exist.
+        stored_hash = client.secret_hash if client else _DUMMY_HASH
+        if (
+            not credentials.verify_secret(secret, stored_hash)
+            or client is None
+            or not client.active
+        ):
+            raise OAuthInvalidClient("client authentication failed", basic_challenge=basic)
+        granted = self._granted_scopes(client, requested_scope)
+        scope = format_scopes(granted)
+        return self._keys.issue(client.id, client.name, scope, self.ttl_seconds), scope
+
+    @staticmethod
+    def _granted_scopes(client: ClientRecord, requested: str | None) -> frozenset[str]:
+        if requested is None or not requested.strip():
+            return client.scopes
+        wanted = frozenset(requested.split())
+        if not wanted <= client.scopes:
+            extra = " ".join(sorted(wanted - client.scopes))
+            raise OAuthInvalidScope(f"scope not granted to this client: {extra}")
+        return wanted
+
+
+_DUMMY_HASH = credentials.hash_secret("riskgate-timing-equaliser")
+
+
+class _TtlCache(Generic[K, V]):
+    """A small bounded cache whose entries expire: enough to spare the database a lookup per
+    request, short enough that disabling a client takes effect within seconds."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: K) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: K, value: V) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[key] = (time.monotonic() + self._ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+class Authenticator:
+    """Turns a bearer token or an API key into a ``Caller``, or raises ``Unauthenticated``."""
+
+    def __init__(self, pool: Pool, keys: SigningKeys, cache_seconds: float) -> None:
+        self._pool = pool
+        self._keys = keys
+        self._by_id: _TtlCache[uuid.UUID, ClientRecord | None] = _TtlCache(cache_seconds)
+        self._by_key: _TtlCache[bytes, ClientRecord | None] = _TtlCache(cache_seconds)
+
+    async def from_bearer(self, token: str) -> Caller:
+        try:
+            claims = self._keys.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc)) from None
+        client = await self._client(claims.client_ref)
+        if client is None or not client.active:
+            raise Unauthenticated("the token's client is disabled or gone")
+        # A token never carries more than its client holds now: scopes removed since issue
+        # stop working before the token expires.
+        return Caller(client.id, client.name, claims.scopes & client.scopes, client.rate_limit)
+
+    async def from_api_key(self, key: str) -> Caller:
+        digest = credentials.api_key_hash(key)
+        hit, client = self._by_key.get(digest)
+        if not hit:
+            client = await repository.client_by_api_key(self._pool, digest)
+            self._by_key.put(digest, client)
+        if client is None or not client.active:
+            raise Unauthenticated("the API key is not valid", error="invalid_token")
+        return Caller(client.id, client.name, client.scopes, client.rate_limit)
+
+    async def _client(self, client_ref: uuid.UUID) -> ClientRecord | None:
+        hit, client = self._by_id.get(client_ref)
+        if not hit:
+            client = await repository.client_by_id(self._pool, client_ref)
+            self._by_id.put(client_ref, client)
+        return client
