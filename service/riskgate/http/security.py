@@ -66,14 +66,18 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], runtime:
 
 
 @lru_cache(maxsize=256)
-def _policy(text: str) -> RateLimitPolicy:
-    return RateLimitPolicy.parse(text)
+def _policy(text: str, name: str) -> RateLimitPolicy:
+    return RateLimitPolicy.parse(text, name=name)
 
 
 async def _apply_rate_limit(
     connection: ASGIConnection[Any, Any, Any, Any], caller: Caller, runtime: Runtime
 ) -> None:
-    policy = _policy(caller.rate_limit or runtime.settings.rate_limit)
+    # Two bounded policy names: the configured default, or the client's own ("client").
+    if caller.rate_limit:
+        policy = _policy(caller.rate_limit, "client")
+    else:
+        policy = _policy(runtime.settings.rate_limit, "default")
     decision = await runtime.rate_limiter.hit(str(caller.client_id), policy)
     if decision is None:  # Redis is down: serve without limiting (fail open, documented)
         connection.state[_RATE_HEADERS] = policy_headers(policy)
