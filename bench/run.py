@@ -560,6 +560,10 @@ def _report(args: argparse.Namespace, r: dict[str, Any], check: dict[str, Any],
     print(f"   verify: {r['created']} x 201, {check['stored']} rows stored "
           f"({check['unanswered']} requests cut off by the deadline) -> {verdict}")
     print("   cpu (cores): " + "  ".join(f"{k} {v}" for k, v in cpu.items() if k != "elapsed_s"))
+    per = {k: v * 1000 / r["rps"] for k, v in cpu.items()
+           if k in ("api", "postgres", "redis", "wrk") and r["rps"]}
+    print("   cpu per request (ms): " + "  ".join(f"{k} {v:.2f}" for k, v in per.items())
+          + f"  (sum {sum(per.values()):.2f}: 2 cores allow ~{2000 / max(sum(per.values()), 1e-9):.0f} req/s)")
     if cpu.get("other", 0) > 0.25:
         print(f"   WARNING: {cpu['other']} cores used outside the stack and wrk: noisy machine")
     if pg.get("commits"):

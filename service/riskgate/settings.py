@@ -103,6 +103,15 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """Lifetime of the in-flight lock; a crashed request frees its key after this."""
     idempotency_retry_after_seconds: PositiveInt = 1
 
+    # --- money
+    fraud_threshold: str = "10000.00"
+    """Debits above this amount, in the account's own currency, are flagged for fraud review
+    instead of executed."""
+    max_amount: str = "1000000000.00"
+    """The largest amount (and opening balance) accepted, in major units of any currency."""
+
+    # --- webhooks (fields owned by the webhook delivery code; add below this line)
+
     # --- scoring
     rules_refresh_seconds: PositiveFloat = 30.0
     """How often a process re-reads rule versions (activation and shadow changes)."""

@@ -42,6 +42,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 __all__ = [
     "DECISIONS",
+    "FRAUD_ALERTS",
     "HTTP_DURATION",
     "HTTP_DURATION_BUCKETS",
     "HTTP_REQUESTS",
@@ -50,10 +51,12 @@ __all__ = [
     "MULTIPROC_DIR_ENV",
     "RATE_LIMITED",
     "REDIS_FALLBACKS",
+    "TRANSACTIONS",
     "UNMATCHED_ROUTE",
     "DecisionMode",
     "IdempotencyOutcome",
     "RedisOperation",
+    "TransactionStatus",
     "mark_process_dead",
     "multiprocess_enabled",
     "observe_http_request",
@@ -61,6 +64,7 @@ __all__ = [
     "record_idempotency",
     "record_rate_limited",
     "record_redis_fallback",
+    "record_transaction",
     "render_metrics",
 ]
 
@@ -223,7 +227,44 @@ def record_rate_limited(policy: str) -> None:
 
 
 # =================================================================================================
-# (Next domains: transactions, fraud alerts, webhook deliveries - add a section above this line.)
+# Transactions
+# =================================================================================================
+
+TransactionStatus = Literal["approved", "declined", "flagged_for_fraud"]
+_TRANSACTION_STATUSES: Final[tuple[TransactionStatus, ...]] = (
+    "approved",
+    "declined",
+    "flagged_for_fraud",
+)
+
+TRANSACTIONS: Final = Counter(
+    "riskgate_transactions_total",
+    "Money transactions processed, by resulting status.",
+    ("status",),
+)
+for _status in _TRANSACTION_STATUSES:
+    TRANSACTIONS.labels(_status)
+
+# The exact name the fraud team's alerts and dashboards use: no riskgate_ prefix, by contract.
+FRAUD_ALERTS: Final = Counter(
+    "fraud_alerts",
+    "Transactions flagged for fraud (amount above the fraud threshold).",
+)
+
+
+def record_transaction(status: TransactionStatus) -> None:
+    TRANSACTIONS.labels(status).inc()
+    if status == "flagged_for_fraud":
+        FRAUD_ALERTS.inc()
+
+
+# =================================================================================================
+# Webhooks (section owned by the webhook delivery code)
+# =================================================================================================
+
+
+# =================================================================================================
+# (Next domains: add a section above this line.)
 # =================================================================================================
 
 
