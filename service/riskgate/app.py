@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from riskgate import __version__
+from riskgate.accounts.routes import account_statement, get_account, open_account
 from riskgate.auth.routes import issue_token, jwks
 from riskgate.events.routes import get_event, list_events
 from riskgate.health.routes import liveness, metrics, readiness
@@ -25,6 +26,7 @@ from riskgate.observability.tracing import configure_tracing
 from riskgate.runtime import Runtime, open_runtime
 from riskgate.scoring.routes import score_event
 from riskgate.settings import Settings
+from riskgate.transactions.routes import create_transaction, get_transaction
 
 ROUTES = [
     issue_token,
@@ -32,6 +34,11 @@ ROUTES = [
     score_event,
     get_event,
     list_events,
+    open_account,
+    get_account,
+    account_statement,
+    create_transaction,
+    get_transaction,
     liveness,
     readiness,
     metrics,

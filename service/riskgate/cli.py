@@ -254,6 +254,28 @@ def clients_rotate(name: str) -> None:
 
 
 @main.group()
+def accounts() -> None:
+    """Account administration."""
+
+
+@accounts.command("set-status")
+@click.argument("account_id", type=int)
+@click.argument("status", type=click.Choice(["active", "frozen", "closed"]))
+def accounts_set_status(account_id: int, status: str) -> None:
+    """Freeze, close or reactivate an account; debits of a non-active account are declined."""
+    from riskgate.accounts.repository import set_status
+
+    changed, found = _with_pool(lambda pool: set_status(pool, account_id, status, "operator:cli"))
+    if not found:
+        _fail(f"no account {account_id}")
+    click.echo(
+        f"account {account_id} {status}"
+        if changed
+        else f"account {account_id} was already {status}"
+    )
+
+
+@main.group()
 def keys() -> None:
     """Signing keys for access tokens."""
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from riskgate import db
+from riskgate.accounts.repository import open_demo_account
+from riskgate.auth.repository import client_by_name
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin, ClientExists
 from riskgate.auth.signing import generate_private_key_pem
@@ -19,6 +21,7 @@ from riskgate.settings import DatabaseSettings, Settings
 
 DATABASE = "riskgate"
 DEMO_CLIENT = "demo-app"
+DEMO_ACCOUNT_BALANCE_MINOR = 100_000_00  # 100,000.00 GBP
 DEMO_SECRET = "demo-secret"  # noqa: S105 (dev mode only; never created outside `riskgate dev`)
 
 
@@ -32,20 +35,27 @@ def _signing_key(data_dir: Path) -> Path:
     return path
 
 
-async def _ensure_demo_client(database_url: str) -> str | None:
-    """Create demo-app with every scope; returns its API key the first time, else None."""
+async def _ensure_demo_data(database_url: str) -> str | None:
+    """demo-app with every scope, and its account 1 with 100,000.00 GBP.
+
+    Returns the demo client's API key the first time (it is shown once), else None.
+    """
     pool = await db.create_pool(
         DatabaseSettings(database_url=database_url), "riskgate-dev", min_size=1, max_size=1
     )
     try:
-        issued = await ClientAdmin(pool, actor="operator:dev").create(
-            DEMO_CLIENT, " ".join(SCOPES), secret=DEMO_SECRET
-        )
-    except ClientExists:
-        return None
+        try:
+            issued = await ClientAdmin(pool, actor="operator:dev").create(
+                DEMO_CLIENT, " ".join(SCOPES), secret=DEMO_SECRET
+            )
+        except ClientExists:
+            return None
+        demo = await client_by_name(pool, DEMO_CLIENT)
+        assert demo is not None
+        await open_demo_account(pool, demo.id, DEMO_ACCOUNT_BALANCE_MINOR, "operator:dev")
+        return issued.api_key
     finally:
         await pool.close()
-    return issued.api_key
 
 
 def _banner(base: str, data_dir: Path, api_key: str | None) -> str:
@@ -59,7 +69,7 @@ riskgate dev is up
   API        {base}   (OpenAPI UI: {base}/schema, spec: {base}/schema/openapi.json)
   metrics    {base}/metrics
   data       {data_dir}  (PostgreSQL, Redis, signing key; delete it to start from scratch)
-  client     {DEMO_CLIENT} / {DEMO_SECRET}, every scope
+  client     {DEMO_CLIENT} / {DEMO_SECRET}, every scope; account 1 holds 100,000.00 GBP
 {key_line}
 Get a token, then score an event:
   TOKEN=$(curl -sS -X POST {base}/oauth2/token \\
@@ -90,7 +100,7 @@ def run_dev(
         database_url = postgres.url_for(DATABASE)
         applied = asyncio.run(migrate(database_url))
         click.echo(f"migrations: {len(applied)} applied, schema up to date")
-        api_key = asyncio.run(_ensure_demo_client(database_url))
+        api_key = asyncio.run(_ensure_demo_data(database_url))
         env = {
             "RISKGATE_DATABASE_URL": database_url,
             "RISKGATE_JWT_SIGNING_KEY_FILE": str(_signing_key(data_dir)),

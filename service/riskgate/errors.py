@@ -107,6 +107,26 @@ class EventAlreadyScored(Conflict):
     title = "This event_id was already scored under another idempotency key"
 
 
+class AccountNotFound(NotFound):
+    slug = "account-not-found"
+    title = "No such account"
+
+
+class CurrencyMismatch(InvalidField):
+    slug = "currency-mismatch"
+    title = "The currency does not match the account's"
+
+
+class ConcurrentUpdate(Conflict):
+    """The resource kept changing while we decided; safe to retry after ``Retry-After``."""
+
+    slug = "concurrent-update"
+    title = "The resource is changing too fast; retry"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
 # --- 5xx: the service cannot serve right now --------------------------------------------------
 
 

@@ -7,9 +7,11 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 from riskgate import db, redis_fastpath
+from riskgate.accounts.service import AccountService
 from riskgate.auth.service import Authenticator, TokenIssuer
 from riskgate.auth.signing import SigningKeys
 from riskgate.idempotency import repository as idempotency_repository
@@ -18,6 +20,7 @@ from riskgate.ratelimit.limiter import RateLimiter
 from riskgate.redis_fastpath import RedisGuard
 from riskgate.scoring.service import RuleCatalog, ScoringService
 from riskgate.settings import Settings
+from riskgate.transactions.service import TransactionService
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class Runtime:
     """
 
     __slots__ = (
+        "accounts",
         "authenticator",
         "idempotency",
         "pool",
@@ -42,6 +46,7 @@ class Runtime:
         "settings",
         "signing_keys",
         "tokens",
+        "transactions",
     )
 
     def __init__(self, settings: Settings, pool: db.Pool, redis: RedisGuard) -> None:
@@ -58,6 +63,19 @@ class Runtime:
         self.scoring = ScoringService(
             pool,
             RuleCatalog(pool, settings.rules_refresh_seconds),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            retry_after=settings.idempotency_retry_after_seconds,
+        )
+        self.accounts = AccountService(
+            pool,
+            max_amount=Decimal(settings.max_amount),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            retry_after=settings.idempotency_retry_after_seconds,
+        )
+        self.transactions = TransactionService(
+            pool,
+            fraud_threshold=Decimal(settings.fraud_threshold),
+            max_amount=Decimal(settings.max_amount),
             ttl_seconds=settings.idempotency_ttl_seconds,
             retry_after=settings.idempotency_retry_after_seconds,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Literal, Self
 
 import msgspec
@@ -125,10 +126,23 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
             RateLimitPolicy.parse(self.rate_limit)
         except ValueError as exc:
             raise ValueError(f"RISKGATE_RATE_LIMIT: {exc}") from None
+        for name in ("fraud_threshold", "max_amount"):
+            if not _is_positive_decimal(getattr(self, name)):
+                raise ValueError(
+                    f"RISKGATE_{name.upper()} must be a positive decimal like 10000.00"
+                )
 
     @property
     def is_dev(self) -> bool:
         return self.mode == "dev"
+
+
+def _is_positive_decimal(text: str) -> bool:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return False
+    return value.is_finite() and value > 0
 
 
 def _explain(message: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -12,10 +10,11 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
-from riskgate.errors import InvalidField, NotFound
+from riskgate.errors import NotFound
 from riskgate.events import repository
 from riskgate.events.repository import EventFilter
 from riskgate.events.schemas import EventDetail, EventPage
+from riskgate.http.cursor import decode_cursor, encode_cursor
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
 from riskgate.runtime import Runtime
@@ -70,21 +69,8 @@ async def list_events(
 ) -> EventPage:
     where = EventFilter(action, source, created_after, created_before, event_id)
     rows = await repository.list_events(
-        runtime.pool, caller_of(request).client_id, where, _decode_cursor(cursor), limit + 1
+        runtime.pool, caller_of(request).client_id, where, decode_cursor(cursor), limit + 1
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    return EventPage(data=rows, next_cursor=_encode_cursor(rows[-1].id) if more else None)
-
-
-def _encode_cursor(last: UUID) -> str:
-    return base64.urlsafe_b64encode(last.bytes).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str | None) -> UUID | None:
-    if cursor is None:
-        return None
-    try:
-        return UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise InvalidField("not a cursor returned by this endpoint", field="cursor") from None
+    return EventPage(data=rows, next_cursor=encode_cursor(rows[-1].id) if more else None)

@@ -1,0 +1,1 @@
+"""Accounts: opened with a pseudonymous customer reference, read back as statements."""

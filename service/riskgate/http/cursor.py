@@ -1,0 +1,23 @@
+"""Opaque cursors for keyset pagination over UUIDv7 ids (newest first)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from uuid import UUID
+
+from riskgate.errors import InvalidField
+
+
+def encode_cursor(last: UUID) -> str:
+    return base64.urlsafe_b64encode(last.bytes).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str | None) -> UUID | None:
+    """The id to continue after, or 422 naming ``cursor`` when it is not one of ours."""
+    if cursor is None:
+        return None
+    try:
+        return UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidField("not a cursor returned by this endpoint", field="cursor") from None

@@ -1,0 +1,1 @@
+"""Money transactions: debits checked against balance, status and the fraud threshold."""
