@@ -152,11 +152,12 @@ class SigningKeys:
         """Check signature, type, issuer, audience and time; raise ``InvalidToken`` otherwise."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.InvalidTokenError:
             raise InvalidToken("the token is not a JWT") from None
-        if header.get("typ", "").lower() not in (TOKEN_TYPE, "application/at+jwt"):
+        typ, kid = header.get("typ"), header.get("kid")
+        if not isinstance(typ, str) or typ.lower() not in (TOKEN_TYPE, "application/at+jwt"):
             raise InvalidToken("the token is not an access token (typ must be at+jwt)")
-        key = self._verifiers.get(header.get("kid", ""))
+        key = self._verifiers.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken("the token was signed by an unknown key")
         try:

@@ -37,8 +37,8 @@ async def authorize(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """Litestar guard, installed app-wide."""
-    if handler.opt.get(PUBLIC_OPT):
-        return
+    if handler.opt.get(PUBLIC_OPT) or connection.scope["method"] == "OPTIONS":
+        return  # OPTIONS only tells which methods exist (Litestar answers it itself)
     required = handler.opt.get(SCOPE_OPT)
     if not isinstance(required, str):
         raise RouteWithoutScope(f"{handler} declares no scope")
@@ -54,8 +54,11 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], runtime:
     authorization = connection.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("use 'Authorization: Bearer <token>'", error="invalid_request")
+        if scheme.lower() != "bearer":
+            # RFC 6750 3.1: an unsupported scheme gets the bare challenge, no error code.
+            raise Unauthenticated("use 'Authorization: Bearer <token>' or X-API-Key", error=None)
+        if not token.strip():
+            raise Unauthenticated("the bearer token is empty", error="invalid_request")
         return await runtime.authenticator.from_bearer(token.strip())
     api_key = connection.headers.get("x-api-key")
     if api_key is not None:
