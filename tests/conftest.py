@@ -210,6 +210,23 @@ def client(app: RunningApp) -> httpx.AsyncClient:
     return app.client
 
 
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    """A Redis of the test's own, free to be killed (the shared one is not)."""
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+async def app_on_own_redis(
+    settings: Settings, own_redis: EmbeddedRedis
+) -> AsyncIterator[RunningApp]:
+    """The app on ``own_redis``, retrying Redis soon after an outage."""
+    tuned = settings_with(settings, redis_url=own_redis.url, redis_retry_after_seconds=0.2)
+    async with running_app(tuned) as running:
+        yield running
+
+
 def new_key() -> str:
     return f"key-{uuid.uuid4()}"
 

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from conftest import fresh_database, new_event_id, new_key
+from conftest import RunningApp, fresh_database, new_event_id, new_key
 from riskgate.audit.service import GENESIS_HASH, ChainReport, verify_chain
 
 ENTRIES = 5

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,7 +10,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import RunningApp, new_event_id, new_key, running_app, settings_with
+from conftest import RunningApp, new_event_id, new_key
 from riskgate.embedded import EmbeddedRedis
 from riskgate.settings import Settings
 
@@ -177,21 +175,6 @@ async def test_an_event_id_scored_under_another_key_is_409(
 
 
 # --- Redis is a fast path: without it scoring still works, exactly once --------------------------
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    with EmbeddedRedis(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-async def app_on_own_redis(
-    settings: Settings, own_redis: EmbeddedRedis
-) -> AsyncIterator[RunningApp]:
-    tuned = settings_with(settings, redis_url=own_redis.url, redis_retry_after_seconds=0.2)
-    async with running_app(tuned) as running:
-        yield running
 
 
 @pytest.mark.slow

@@ -10,16 +10,14 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from conftest import RunningApp, new_event_id, new_key, register_client, running_app, settings_with
+from conftest import RunningApp, new_event_id, new_key, register_client
 from riskgate.embedded import EmbeddedRedis
-from riskgate.settings import Settings
 
 PROBLEMS = "https://riskgate.io/problems/"
 LIST = "/v1/events"
@@ -200,21 +198,6 @@ async def test_public_endpoints_carry_no_rate_limit_headers(app: RunningApp) -> 
 
 
 # --- Redis down: serve without limiting (fail open, documented in ratelimit.limiter) -------------
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
-    with EmbeddedRedis(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-async def app_on_own_redis(
-    settings: Settings, own_redis: EmbeddedRedis
-) -> AsyncIterator[RunningApp]:
-    tuned = settings_with(settings, redis_url=own_redis.url, redis_retry_after_seconds=0.2)
-    async with running_app(tuned) as running:
-        yield running
 
 
 @pytest.mark.slow

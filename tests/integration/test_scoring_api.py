@@ -76,7 +76,8 @@ async def test_a_shadow_rule_version_is_stored_beside_the_active_decision_never_
     admin = await asyncpg.connect(url)
     try:
         await admin.execute(
-            """INSERT INTO rule_versions (version, weights, review_threshold, hold_threshold, status)
+            """INSERT INTO rule_versions
+                   (version, weights, review_threshold, hold_threshold, status)
                VALUES ('v1_heavy_geo',
                        '{"delay": 10, "weather": 10, "geo": 60, "payment_anomaly": 20}',
                        20.0, 40.0, 'shadow')"""

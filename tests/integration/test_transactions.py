@@ -226,9 +226,11 @@ async def test_every_outcome_writes_its_outbox_event_and_audit_row(
         row = await db.fetchrow(
             "SELECT event_type FROM outbox WHERE aggregate_id = $1", uuid.UUID(transaction["id"])
         )
-        assert row is not None and row["event_type"] == event_type
+        assert row is not None
+        assert row["event_type"] == event_type
         audit = await db.fetch(
-            "SELECT action, details FROM audit_log WHERE entity_type = 'transaction' AND entity_id = $1",
+            "SELECT action, details FROM audit_log"
+            " WHERE entity_type = 'transaction' AND entity_id = $1",
             transaction["id"],
         )
         assert [a["action"] for a in audit] == [event_type]
@@ -318,7 +320,8 @@ async def test_open_account_validates_and_is_idempotent(
     first = await client.post("/v1/accounts", json=body, headers={"Idempotency-Key": key})
     again = await client.post("/v1/accounts", json=body, headers={"Idempotency-Key": key})
     assert first.status_code == again.status_code == 201
-    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
     assert first.json()["balance"] == "250.00"
 
     for bad, field in [

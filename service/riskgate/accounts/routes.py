@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from riskgate.accounts.schemas import AccountResponse, OpenAccount, Statement
 from riskgate.http.body import StrictBody
 from riskgate.http.cursor import decode_cursor, encode_cursor
-from riskgate.http.idempotency import idempotency_ticket, stored_response
+from riskgate.http.idempotency import respond_idempotently
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
 from riskgate.runtime import Runtime
@@ -38,11 +38,14 @@ AccountPath = Annotated[int, PathParameter(ge=1, le=2**63 - 1, description="risk
 async def open_account(
     request: Request[Any, Any, Any], data: JSONBody[OpenAccount], runtime: NamedDependency[Runtime]
 ) -> Response[AccountResponse]:
-    caller = caller_of(request)
-    ticket = idempotency_ticket(request, caller, ROUTE, data)
-    async with runtime.idempotency.lease(ticket):
-        stored, replayed = await runtime.accounts.open(ticket, data, actor=caller.actor)
-    return stored_response(stored, replayed=replayed)
+    response: Response[Any] = await respond_idempotently(
+        request,
+        ROUTE,
+        data,
+        runtime.idempotency,
+        lambda ticket, caller, _trace: runtime.accounts.open(ticket, data, actor=caller.actor),
+    )
+    return response
 
 
 @get(

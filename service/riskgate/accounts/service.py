@@ -14,9 +14,8 @@ from riskgate.accounts.schemas import AccountResponse, OpenAccount, Statement
 from riskgate.db import Pool
 from riskgate.errors import AccountNotFound, InvalidField
 from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
-from riskgate.idempotency.service import resolve_existing
+from riskgate.idempotency.service import settle
 from riskgate.money import InvalidAmount, format_minor, to_minor
-from riskgate.observability.metrics import record_idempotency
 
 
 class AccountService:
@@ -46,10 +45,8 @@ class AccountService:
             actor=actor,
         )
         stored = _stored(account)
-        if await repository.open_account(self._pool, ticket, account, stored, self._ttl):
-            record_idempotency("new")
-            return stored, False
-        return await resolve_existing(self._pool, ticket, self._retry_after), True
+        won = await repository.open_account(self._pool, ticket, account, stored, self._ttl)
+        return await settle(self._pool, ticket, stored, won=won, retry_after=self._retry_after)
 
     async def get(self, account_id: int, client_id: UUID) -> AccountResponse:
         account = await repository.get_account(self._pool, account_id, client_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -9,13 +10,16 @@ from litestar import Request, Response
 
 from riskgate.auth.service import Caller
 from riskgate.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
+from riskgate.http.security import caller_of
 from riskgate.idempotency.schemas import (
     IdempotencyTicket,
     StoredResponse,
     fingerprint,
     is_valid_key,
 )
+from riskgate.idempotency.service import IdempotencyGate
 from riskgate.observability.metrics import record_idempotency
+from riskgate.observability.tracing import current_trace_context, format_traceparent
 
 HEADER = "idempotency-key"
 
@@ -46,3 +50,28 @@ def stored_response(stored: StoredResponse, *, replayed: bool) -> Response[Any]:
         headers=headers,
         media_type="application/json",
     )
+
+
+Trace = tuple[str, str | None]
+"""(trace id for the response body, W3C traceparent for the outbox row)."""
+IdempotentWork = Callable[
+    [IdempotencyTicket, Caller, Trace], Awaitable[tuple[StoredResponse, bool]]
+]
+
+
+async def respond_idempotently(
+    request: Request[Any, Any, Any],
+    route: str,
+    body: msgspec.Struct,
+    gate: IdempotencyGate,
+    work: IdempotentWork,
+) -> Response[Any]:
+    """Every creating POST: check the key, hold its lease, do the work once, answer with the
+    stored response (marked as a replay when it is one)."""
+    caller = caller_of(request)
+    ticket = idempotency_ticket(request, caller, route, body)
+    async with gate.lease(ticket):
+        stored, replayed = await work(
+            ticket, caller, (current_trace_context()[0], format_traceparent() or None)
+        )
+    return stored_response(stored, replayed=replayed)

@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
-from litestar.handlers import BaseRouteHandler
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.types import Message, Scope
 
 from riskgate.auth.service import Caller
@@ -37,8 +37,8 @@ async def authorize(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """Litestar guard, installed app-wide."""
-    if handler.opt.get(PUBLIC_OPT) or connection.scope["method"] == "OPTIONS":
-        return  # OPTIONS only tells which methods exist (Litestar answers it itself)
+    if handler.opt.get(PUBLIC_OPT) or _is_automatic_options(handler):
+        return
     required = handler.opt.get(SCOPE_OPT)
     if not isinstance(required, str):
         raise RouteWithoutScope(f"{handler} declares no scope")
@@ -48,6 +48,11 @@ async def authorize(
     if required not in caller.scopes:
         raise InsufficientScope(required)
     connection.state[_CALLER] = caller
+
+
+def _is_automatic_options(handler: BaseRouteHandler) -> bool:
+    """Litestar's own OPTIONS answer: it only says which methods a path has."""
+    return isinstance(handler, HTTPRouteHandler) and handler.http_methods == {"OPTIONS"}
 
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], runtime: Runtime) -> Caller:

@@ -55,6 +55,17 @@ class IdempotencyGate:
                 )
 
 
+async def settle(
+    pool: Pool, ticket: IdempotencyTicket, stored: StoredResponse, *, won: bool, retry_after: int
+) -> tuple[StoredResponse, bool]:
+    """How every creating write ends: its own response if it won the key, else the answer the
+    key already has (a replay or a 409). Returns (response, is it a replay)."""
+    if won:
+        record_idempotency("new")
+        return stored, False
+    return await resolve_existing(pool, ticket, retry_after), True
+
+
 async def resolve_existing(
     pool: Pool, ticket: IdempotencyTicket, retry_after: int
 ) -> StoredResponse:

@@ -10,10 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from riskgate.http.body import StrictBody
-from riskgate.http.idempotency import idempotency_ticket, stored_response
+from riskgate.http.idempotency import respond_idempotently
 from riskgate.http.problems import problem_responses
-from riskgate.http.security import caller_of
-from riskgate.observability.tracing import current_trace_context, format_traceparent
 from riskgate.runtime import Runtime
 from riskgate.scoring.schemas import DecisionResponse, ScoreRequest
 
@@ -47,13 +45,13 @@ ROUTE = "/v1/score"
 async def score_event(
     request: Request[Any, Any, Any], data: JSONBody[ScoreRequest], runtime: NamedDependency[Runtime]
 ) -> Response[DecisionResponse]:
-    caller = caller_of(request)
-    ticket = idempotency_ticket(request, caller, ROUTE, data)
-    async with runtime.idempotency.lease(ticket):
-        stored, replayed = await runtime.scoring.score(
-            ticket,
-            data,
-            actor=caller.actor,
-            trace=(current_trace_context()[0], format_traceparent()),
-        )
-    return stored_response(stored, replayed=replayed)
+    response: Response[Any] = await respond_idempotently(
+        request,
+        ROUTE,
+        data,
+        runtime.idempotency,
+        lambda ticket, caller, trace: runtime.scoring.score(
+            ticket, data, actor=caller.actor, trace=trace
+        ),
+    )
+    return response

@@ -12,8 +12,8 @@ import uuid_utils.compat as uuid7
 
 from riskgate.db import Pool
 from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
-from riskgate.idempotency.service import resolve_existing
-from riskgate.observability.metrics import record_decision, record_idempotency
+from riskgate.idempotency.service import settle
+from riskgate.observability.metrics import record_decision
 from riskgate.scoring import repository
 from riskgate.scoring.repository import DecisionRecord
 from riskgate.scoring.rules import RuleVersion, evaluate
@@ -87,10 +87,10 @@ class ScoringService:
             actor=actor,
             traceparent=traceparent,
         )
-        if await repository.record_decision(self._pool, ticket, record, stored, self._ttl):
-            _count(record)
-            return stored, False
-        return await resolve_existing(self._pool, ticket, self._retry_after), True
+        won = await repository.record_decision(self._pool, ticket, record, stored, self._ttl)
+        if won:
+            _count_decisions(record)
+        return await settle(self._pool, ticket, stored, won=won, retry_after=self._retry_after)
 
 
 def _new_event_id() -> UUID:
@@ -98,8 +98,7 @@ def _new_event_id() -> UUID:
     return uuid7.uuid7()
 
 
-def _count(record: DecisionRecord) -> None:
-    record_idempotency("new")
+def _count_decisions(record: DecisionRecord) -> None:
     r = record.response
     record_decision(r.action, r.score_version, "active")
     for shadow in record.shadow:

@@ -12,10 +12,9 @@ from litestar.params import JSONBody, PathParameter
 
 from riskgate.errors import NotFound
 from riskgate.http.body import StrictBody
-from riskgate.http.idempotency import idempotency_ticket, stored_response
+from riskgate.http.idempotency import respond_idempotently
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
-from riskgate.observability.tracing import current_trace_context, format_traceparent
 from riskgate.runtime import Runtime
 from riskgate.transactions import repository
 from riskgate.transactions.schemas import DebitRequest, TransactionResponse
@@ -47,16 +46,16 @@ ROUTE = "/v1/transactions"
 async def create_transaction(
     request: Request[Any, Any, Any], data: JSONBody[DebitRequest], runtime: NamedDependency[Runtime]
 ) -> Response[TransactionResponse]:
-    caller = caller_of(request)
-    ticket = idempotency_ticket(request, caller, ROUTE, data)
-    async with runtime.idempotency.lease(ticket):
-        stored, replayed = await runtime.transactions.debit(
-            ticket,
-            data,
-            actor=caller.actor,
-            trace=(current_trace_context()[0], format_traceparent()),
-        )
-    return stored_response(stored, replayed=replayed)
+    response: Response[Any] = await respond_idempotently(
+        request,
+        ROUTE,
+        data,
+        runtime.idempotency,
+        lambda ticket, caller, trace: runtime.transactions.debit(
+            ticket, data, actor=caller.actor, trace=trace
+        ),
+    )
+    return response
 
 
 @get(

@@ -24,9 +24,9 @@ import uuid_utils.compat as uuid7
 from riskgate.db import Pool
 from riskgate.errors import AccountNotFound, ConcurrentUpdate, CurrencyMismatch, InvalidField
 from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
-from riskgate.idempotency.service import resolve_existing
+from riskgate.idempotency.service import settle
 from riskgate.money import InvalidAmount, format_minor, minor_floor, to_minor
-from riskgate.observability.metrics import record_idempotency, record_transaction
+from riskgate.observability.metrics import record_transaction
 from riskgate.transactions import repository
 from riskgate.transactions.repository import AccountState, Premise, TransactionRecord
 from riskgate.transactions.schemas import DebitRequest, DeclineReason, TransactionResponse
@@ -108,10 +108,8 @@ class TransactionService:
             if not held:
                 continue  # the account changed since we read it: decide again
             if won:
-                record_idempotency("new")
                 record_transaction(outcome.status)
-                return stored, False
-            return await resolve_existing(self._pool, ticket, self._retry_after), True
+            return await settle(self._pool, ticket, stored, won=won, retry_after=self._retry_after)
         raise ConcurrentUpdate(
             "the account is changing too fast to decide; retry", retry_after_seconds=1
         )
