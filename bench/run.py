@@ -151,7 +151,11 @@ class CpuMeter:
     def stop(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self._t0
         host = psutil.cpu_times()
-        busy = sum(host) - host.idle - sum(self._host) + self._host.idle
+
+        def _busy(t: Any) -> float:
+            return sum(t) - t.idle - t.iowait - getattr(t, "steal", 0.0)
+
+        busy = _busy(host) - _busy(self._host)
         out: dict[str, Any] = {"elapsed_s": round(elapsed, 2)}
         for name, procs in self._groups.items():
             end = _cpu_seconds(procs)
@@ -159,6 +163,10 @@ class CpuMeter:
             out[name] = round(used / elapsed, 3)  # cores
         out["host_busy"] = round(busy / elapsed, 3)
         out["host_iowait"] = round((host.iowait - self._host.iowait) / elapsed, 3)
+        # On a VM: time the hypervisor gave our vCPUs to someone else (not in host_busy).
+        out["host_steal"] = round(
+            (getattr(host, "steal", 0.0) - getattr(self._host, "steal", 0.0)) / elapsed, 3
+        )
         return out
 
 
@@ -196,7 +204,9 @@ class WaitSampler(threading.Thread):
             self.error = f"{type(exc).__name__}: {exc}"
 
     async def _loop(self) -> None:
-        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "bench-sampler"})
+        conn = await asyncpg.connect(
+            self._dsn, server_settings={"application_name": "bench-sampler"}
+        )
         try:
             while not self._halt.is_set():
                 rows = await conn.fetch(self.QUERY)
@@ -237,11 +247,17 @@ class Stack:
     redis: EmbeddedRedis
     api_log: Path
     data_dir: Path
+    api_key: str = ""
     groups: dict[str, list[psutil.Process]] = field(default_factory=dict)
 
 
-def _api_env(args: argparse.Namespace, postgres: EmbeddedPostgres, redis: EmbeddedRedis,
-             port: int, data_dir: Path) -> dict[str, str]:
+def _api_env(
+    args: argparse.Namespace,
+    postgres: EmbeddedPostgres,
+    redis: EmbeddedRedis,
+    port: int,
+    data_dir: Path,
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RISKGATE_", "OTEL_"))}
     env.update(
         {
@@ -265,6 +281,53 @@ def _api_env(args: argparse.Namespace, postgres: EmbeddedPostgres, redis: Embedd
     return env
 
 
+def _needs_credentials() -> bool:
+    """Whether this riskgate authenticates callers (signing key and a client are then needed)."""
+    from riskgate.settings import Settings
+
+    return "jwt_signing_key_file" in Settings.__struct_fields__
+
+
+def _riskgate(args: list[str], env: dict[str, str]) -> str:
+    """Run a ``riskgate`` operator command, as an operator would; returns its stdout."""
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "riskgate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"riskgate {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def _provision_client(env: dict[str, str], data_dir: Path, run_id: str, rate_limit: str) -> str:
+    """Signing key + a client with score:write, through the CLI; returns its API key."""
+    key_file = data_dir / "jwt-signing-key.pem"
+    if not key_file.exists():
+        _riskgate(["keys", "generate-signing-key", str(key_file)], env)
+    env["RISKGATE_JWT_SIGNING_KEY_FILE"] = str(key_file)
+    out = _riskgate(
+        [
+            "clients",
+            "create",
+            "--name",
+            f"bench-{run_id}",
+            "--scopes",
+            "score:write",
+            "--rate-limit",
+            rate_limit,
+        ],
+        env,
+    )
+    match = re.search(r"^api_key:\s*(\S+)", out, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no api_key in the output of riskgate clients create:\n{out}")
+    return match.group(1)
+
+
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last = ""
@@ -272,7 +335,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
         if proc.poll() is not None:
             raise SystemExit(f"riskgate api exited with {proc.returncode}; log:\n{_tail(log)}")
         try:
-            with urllib.request.urlopen(f"{url}/v1/health/ready", timeout=2) as resp:
+            with urllib.request.urlopen(f"{url}/v1/health/ready", timeout=2) as resp:  # noqa: S310
                 body = json.loads(resp.read())
                 if resp.status == 200 and body.get("status") == "ready":
                     return
@@ -291,7 +354,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 @contextlib.contextmanager
-def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stack]:
+def running_stack(args: argparse.Namespace, scenario: Scenario, run_id: str) -> Iterator[Stack]:
     own_dir = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="riskgate-bench-")) if own_dir else args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -305,8 +368,10 @@ def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stac
         redis.start()
         postgres.create_database(DATABASE)
         applied = asyncio.run(migrate(postgres.url_for(DATABASE)))
-        _say(f"postgres :{postgres.port} (pid {postgres.pid}), redis :{redis.port}, "
-             f"{len(applied)} migration(s) applied")
+        _say(
+            f"postgres :{postgres.port} (pid {postgres.pid}), redis :{redis.port}, "
+            f"{len(applied)} migration(s) applied"
+        )
         for sql_file in args.sql:
             postgres.psql(["-f", str(sql_file.resolve())], database=DATABASE)
             _say(f"EXPERIMENT: applied {sql_file} after the migrations (not production schema)")
@@ -318,15 +383,28 @@ def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stac
         api_log = data_dir / "api.log"
         env = _api_env(args, postgres, redis, port, data_dir)
         (data_dir / "metrics").mkdir(exist_ok=True)  # like the chart's emptyDir: it exists
+        api_key = ""
+        if _needs_credentials():
+            api_key = _provision_client(env, data_dir, run_id, args.rate_limit)
+            _say(
+                f"client bench-{run_id} (score:write, rate limit {args.rate_limit}) sends X-API-Key"
+            )
         cmd = [sys.executable, "-m", "riskgate", "api", "--workers", str(args.workers)]
         with api_log.open("ab") as log:
             api = subprocess.Popen(  # noqa: S603
-                cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                cmd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         _wait_ready(base_url, api, api_log)
-        _say(f"riskgate api --workers {args.workers} on {base_url} (pid {api.pid}, "
-             f"log level {args.log_level}, access log -> {api_log})")
+        _say(
+            f"riskgate api --workers {args.workers} on {base_url} (pid {api.pid}, "
+            f"log level {args.log_level}, access log -> {api_log})"
+        )
         stack = Stack(
             base_url=base_url,
             dsn=postgres.url_for(DATABASE),
@@ -336,6 +414,7 @@ def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stac
             redis=redis,
             api_log=api_log,
             data_dir=data_dir,
+            api_key=api_key,
         )
         yield stack
     finally:
@@ -350,7 +429,10 @@ def running_stack(args: argparse.Namespace, scenario: Scenario) -> Iterator[Stac
                 shutil.rmtree(data_dir, ignore_errors=True)
         finally:
             signal.signal(signal.SIGINT, previous)
-        _say("stack stopped" + ("" if own_dir and not args.keep_data else f", data kept in {data_dir}"))
+        _say(
+            "stack stopped"
+            + ("" if own_dir and not args.keep_data else f", data kept in {data_dir}")
+        )
 
 
 async def _with_conn(dsn: str, fn: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
@@ -364,19 +446,40 @@ async def _with_conn(dsn: str, fn: Callable[[asyncpg.Connection], Awaitable[Any]
 # --------------------------------------------------------------------------------------------- wrk
 
 
-def _run_wrk(args: argparse.Namespace, stack: Stack, scenario: Scenario, run_id: str,
-             duration: str, *, quiet: bool = False,
-             on_start: Callable[[subprocess.Popen[str]], None] | None = None) -> dict[str, Any]:
+def _run_wrk(
+    args: argparse.Namespace,
+    stack: Stack,
+    scenario: Scenario,
+    run_id: str,
+    duration: str,
+    *,
+    quiet: bool = False,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
+) -> dict[str, Any]:
     cmd = [
-        args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}",
-        f"--timeout={args.timeout}", "--latency", "-s", str(BENCH_DIR / scenario.script),
-        stack.base_url, "--", run_id,
+        args.wrk,
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{duration}",
+        f"--timeout={args.timeout}",
+        "--latency",
+        "-s",
+        str(BENCH_DIR / scenario.script),
+        stack.base_url,
+        "--",
+        run_id,
+        stack.api_key,
     ]
     if not quiet:
-        _say(" ".join(cmd[:-2]) + f" -- {run_id}")
+        _say(" ".join(cmd[:-3]) + f" -- {run_id}" + (" <api key>" if stack.api_key else ""))
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603
-                            preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(  # noqa: S603
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_die_with_parent,
+    )
     if on_start is not None:
         on_start(proc)
     try:
@@ -390,7 +493,7 @@ def _run_wrk(args: argparse.Namespace, stack: Stack, scenario: Scenario, run_id:
     result: dict[str, Any] | None = None
     for line in out.splitlines():
         if line.startswith("BENCH_RESULT "):
-            result = json.loads(line[len("BENCH_RESULT "):])
+            result = json.loads(line[len("BENCH_RESULT ") :])
         elif not quiet:
             print("    " + line)
     if proc.returncode != 0 or result is None:
@@ -406,14 +509,18 @@ def _say(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
 
-def _verify(stack: Stack, scenario: Scenario, run_id: str, result: dict[str, Any]) -> dict[str, Any]:
+def _verify(
+    stack: Stack, scenario: Scenario, run_id: str, result: dict[str, Any]
+) -> dict[str, Any]:
     """Every 201 is stored; nothing unsent is stored. Requests cut off by wrk's deadline may
     have been committed without wrk reading the 201, so those are the only allowed surplus."""
     stored = 0
     unanswered = result["sent"] - result["answered"]
     deadline = time.monotonic() + 10
     while True:  # let requests that were in flight at the cut-off finish
-        stored = asyncio.run(_with_conn(stack.superuser_dsn, lambda c: scenario.count_stored(c, run_id)))
+        stored = asyncio.run(
+            _with_conn(stack.superuser_dsn, lambda c: scenario.count_stored(c, run_id))
+        )
         if stored >= result["created"] or time.monotonic() > deadline:
             time.sleep(1.0)
             stored = asyncio.run(
@@ -422,8 +529,12 @@ def _verify(stack: Stack, scenario: Scenario, run_id: str, result: dict[str, Any
             break
         time.sleep(0.5)
     ok = result["created"] <= stored <= result["created"] + unanswered
-    return {"stored": stored, "unanswered": unanswered, "honest": ok,
-            "exact": stored == result["created"]}
+    return {
+        "stored": stored,
+        "unanswered": unanswered,
+        "honest": ok,
+        "exact": stored == result["created"],
+    }
 
 
 async def _pg_stats(dsn: str) -> dict[str, int]:
@@ -439,34 +550,79 @@ async def _pg_stats(dsn: str) -> dict[str, int]:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--scenario", choices=sorted(SCENARIOS), default="score")
     p.add_argument("--workers", type=int, default=2, help="riskgate api --workers (default 2)")
     p.add_argument("--connections", "-c", type=int, default=64, help="wrk -c (default 64)")
     p.add_argument("--threads", "-t", type=int, default=2, help="wrk -t (default 2)")
-    p.add_argument("--duration", "-d", default="20s", help="wrk -d of the measured run (default 20s)")
-    p.add_argument("--warmup", default="5s", help="wrk -d of the warm-up run, 0 to skip (default 5s)")
+    p.add_argument(
+        "--duration", "-d", default="20s", help="wrk -d of the measured run (default 20s)"
+    )
+    p.add_argument(
+        "--warmup", default="5s", help="wrk -d of the warm-up run, 0 to skip (default 5s)"
+    )
     p.add_argument("--timeout", default="5s", help="wrk --timeout per request (default 5s)")
-    p.add_argument("--pool-max", type=int, default=None,
-                   help="RISKGATE_DB_POOL_MAX_SIZE per worker (service default 10)")
+    p.add_argument(
+        "--pool-max",
+        type=int,
+        default=None,
+        help="RISKGATE_DB_POOL_MAX_SIZE per worker (service default 10)",
+    )
     p.add_argument("--pool-min", type=int, default=None, help="RISKGATE_DB_POOL_MIN_SIZE")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="RISKGATE_LOG_LEVEL (default INFO = production: one access line a request)")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra environment for the API (repeatable)")
-    p.add_argument("--pg-setting", action="append", default=[], metavar="KEY=VALUE",
-                   help="postgres -c setting, e.g. synchronous_commit=off (NOT production defaults)")
-    p.add_argument("--sql", action="append", default=[], type=Path, metavar="FILE",
-                   help="experiment: SQL file run as superuser after the migrations (repeatable)")
-    p.add_argument("--sample-waits", action="store_true",
-                   help="sample pg_stat_activity wait events of the API sessions during the run")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="reuse this directory for PostgreSQL/Redis data (default: a fresh temp dir)")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="RISKGATE_LOG_LEVEL (default INFO = production: one access line a request)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        default="100000000/1s",
+        help="the bench client's own rate-limit policy (still checked on every request; "
+        "default high enough never to answer 429)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the API (repeatable)",
+    )
+    p.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="postgres -c setting, e.g. synchronous_commit=off (NOT production defaults)",
+    )
+    p.add_argument(
+        "--sql",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="experiment: SQL file run as superuser after the migrations (repeatable)",
+    )
+    p.add_argument(
+        "--sample-waits",
+        action="store_true",
+        help="sample pg_stat_activity wait events of the API sessions during the run",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="reuse this directory for PostgreSQL/Redis data (default: a fresh temp dir)",
+    )
     p.add_argument("--keep-data", action="store_true", help="do not delete the temp data dir")
-    p.add_argument("--keep", action="store_true",
-                   help="leave the stack running after the run, until Ctrl-C")
-    p.add_argument("--json", type=Path, default=None, help="append the result as one JSON line here")
+    p.add_argument(
+        "--keep", action="store_true", help="leave the stack running after the run, until Ctrl-C"
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, help="append the result as one JSON line here"
+    )
     p.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
     args = p.parse_args(argv)
     for item in [*args.env, *args.pg_setting]:
@@ -490,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     run_id = uuid.uuid4().hex[:12]
     try:
-        with running_stack(args, scenario) as stack:
+        with running_stack(args, scenario, run_id) as stack:
             if args.warmup not in ("0", "0s", ""):
                 _say(f"warm-up {args.warmup}")
                 _run_wrk(args, stack, scenario, f"warm{run_id}", args.warmup, quiet=True)
@@ -512,7 +668,11 @@ def main(argv: list[str] | None = None) -> int:
             result = _run_wrk(args, stack, scenario, run_id, args.duration, on_start=started)
             cpu = meter["m"].stop()
             cpu["wrk"] = round(result.pop("wrk_cpu_s") / cpu["elapsed_s"], 3)
-            ours = sum(v for k, v in cpu.items() if k not in ("elapsed_s", "host_busy", "host_iowait"))
+            ours = sum(
+                v
+                for k, v in cpu.items()
+                if k not in ("elapsed_s", "host_busy", "host_iowait", "host_steal")
+            )
             # Kernel work not charged to a process (loopback softirq) lands here too, but a large
             # value means something else was running on the machine: the numbers are not clean.
             cpu["other"] = round(cpu["host_busy"] - ours, 3)
@@ -524,12 +684,20 @@ def main(argv: list[str] | None = None) -> int:
             _report(args, result, check, cpu, pg, sampler)
             if args.json is not None:
                 record = {
-                    "scenario": scenario.name, "workers": args.workers,
-                    "connections": args.connections, "threads": args.threads,
-                    "duration": args.duration, "pool_max": args.pool_max,
-                    "log_level": args.log_level, "pg_settings": args.pg_setting, "env": args.env,
+                    "scenario": scenario.name,
+                    "workers": args.workers,
+                    "connections": args.connections,
+                    "threads": args.threads,
+                    "duration": args.duration,
+                    "pool_max": args.pool_max,
+                    "log_level": args.log_level,
+                    "pg_settings": args.pg_setting,
+                    "env": args.env,
                     "sql": [str(f) for f in args.sql],
-                    **result, **check, "cpu": cpu, "pg": pg,
+                    **result,
+                    **check,
+                    "cpu": cpu,
+                    "pg": pg,
                     "waits": sampler.report() if sampler else None,
                 }
                 with args.json.open("a") as f:
@@ -545,31 +713,52 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _report(args: argparse.Namespace, r: dict[str, Any], check: dict[str, Any],
-            cpu: dict[str, Any], pg: dict[str, int], sampler: WaitSampler | None) -> None:
+def _report(
+    args: argparse.Namespace,
+    r: dict[str, Any],
+    check: dict[str, Any],
+    cpu: dict[str, Any],
+    pg: dict[str, int],
+    sampler: WaitSampler | None,
+) -> None:
     changes = [*args.pg_setting, *(f"sql:{f.name}" for f in args.sql), *args.env]
     label = "" if not changes else f"  [NON-DEFAULT: {', '.join(changes)}]"
     print()
-    print(f"== {args.scenario}: workers={args.workers} connections={args.connections} "
-          f"threads={args.threads} pool_max={args.pool_max or 'default(10)'} "
-          f"log={args.log_level}{label}")
-    print(f"   {r['rps']:.0f} req/s   p50 {r['p50_ms']:.1f} ms   p95 {r['p95_ms']:.1f} ms   "
-          f"p99 {r['p99_ms']:.1f} ms   errors: non-201 {r['non201']} {r['by_status'] or ''}, "
-          f"socket {r['socket_errors']}")
+    print(
+        f"== {args.scenario}: workers={args.workers} connections={args.connections} "
+        f"threads={args.threads} pool_max={args.pool_max or 'default(10)'} "
+        f"log={args.log_level}{label}"
+    )
+    print(
+        f"   {r['rps']:.0f} req/s   p50 {r['p50_ms']:.1f} ms   p95 {r['p95_ms']:.1f} ms   "
+        f"p99 {r['p99_ms']:.1f} ms   errors: non-201 {r['non201']} {r['by_status'] or ''}, "
+        f"socket {r['socket_errors']}"
+    )
     verdict = "OK" if check["honest"] else "MISMATCH"
-    print(f"   verify: {r['created']} x 201, {check['stored']} rows stored "
-          f"({check['unanswered']} requests cut off by the deadline) -> {verdict}")
+    print(
+        f"   verify: {r['created']} x 201, {check['stored']} rows stored "
+        f"({check['unanswered']} requests cut off by the deadline) -> {verdict}"
+    )
     print("   cpu (cores): " + "  ".join(f"{k} {v}" for k, v in cpu.items() if k != "elapsed_s"))
-    per = {k: v * 1000 / r["rps"] for k, v in cpu.items()
-           if k in ("api", "postgres", "redis", "wrk") and r["rps"]}
-    print("   cpu per request (ms): " + "  ".join(f"{k} {v:.2f}" for k, v in per.items())
-          + f"  (sum {sum(per.values()):.2f}: 2 cores allow ~{2000 / max(sum(per.values()), 1e-9):.0f} req/s)")
+    per = {
+        k: v * 1000 / r["rps"]
+        for k, v in cpu.items()
+        if k in ("api", "postgres", "redis", "wrk") and r["rps"]
+    }
+    total = sum(per.values())
+    print(
+        "   cpu per request (ms): "
+        + "  ".join(f"{k} {v:.2f}" for k, v in per.items())
+        + f"  (sum {total:.2f}: 2 cores allow ~{2000 / max(total, 1e-9):.0f} req/s)"
+    )
     if cpu.get("other", 0) > 0.25:
         print(f"   WARNING: {cpu['other']} cores used outside the stack and wrk: noisy machine")
     if pg.get("commits"):
-        print(f"   postgres: {pg['commits']} commits, {pg['wal_sync']} WAL syncs "
-              f"({pg['commits'] / max(pg['wal_sync'], 1):.2f} commits/sync), "
-              f"{pg['wal_bytes'] / max(pg['commits'], 1):.0f} WAL bytes/commit")
+        print(
+            f"   postgres: {pg['commits']} commits, {pg['wal_sync']} WAL syncs "
+            f"({pg['commits'] / max(pg['wal_sync'], 1):.2f} commits/sync), "
+            f"{pg['wal_bytes'] / max(pg['commits'], 1):.0f} WAL bytes/commit"
+        )
     if sampler is not None:
         if sampler.error:
             print(f"   wait sampler failed: {sampler.error}")

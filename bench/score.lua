@@ -1,9 +1,10 @@
 -- wrk script: POST /v1/score with a unique Idempotency-Key and event_id on every request.
 --
---   wrk -t2 -c64 -d20s -s bench/score.lua http://127.0.0.1:8000 -- RUN_ID
+--   wrk -t2 -c64 -d20s -s bench/score.lua http://127.0.0.1:8000 -- RUN_ID [API_KEY]
 --
 -- RUN_ID (optional, default: derived from the clock) prefixes every key and event_id, so runs
--- against the same database never collide. Each thread adds its own number and a counter:
+-- against the same database never collide. API_KEY, when given, is sent as X-API-Key (a client
+-- with the score:write scope: `riskgate clients create --name bench --scopes score:write`). Each thread adds its own number and a counter:
 -- "bench-<RUN_ID>-t<thread>-<n>". The signals vary deterministically with the counter, so the
 -- server sees all three actions and different score paths, and two runs send the same bodies.
 --
@@ -12,16 +13,15 @@
 
 local threads = {}
 local next_thread_id = 1
-local run_id = nil
+local default_run_id = tostring(os.time())
 
 local sources = { "flight", "hotel", "rail" }
 
+-- Values passed with thread:set() become globals of that thread's Lua state, and thread:get()
+-- reads them back in done(): everything shared that way must be a global, not a local.
 function setup(thread)
-   if run_id == nil then
-      run_id = tostring(os.time())
-   end
    thread:set("thread_id", next_thread_id)
-   thread:set("run_id", run_id)
+   thread:set("run_id", default_run_id)
    next_thread_id = next_thread_id + 1
    table.insert(threads, thread)
 end
@@ -30,6 +30,7 @@ function init(args)
    if args[1] ~= nil and args[1] ~= "" then
       run_id = args[1]
    end
+   api_key = args[2]
    prefix = string.format("bench-%s-t%d-", run_id, thread_id)
    counter = 0      -- requests generated (sent, or about to be)
    responses = 0    -- responses read
@@ -60,6 +61,9 @@ function request()
       ["Content-Type"] = "application/json",
       ["Idempotency-Key"] = id,
    }
+   if api_key ~= nil and api_key ~= "" then
+      headers["X-API-Key"] = api_key
+   end
    return wrk.format("POST", "/v1/score", headers, body)
 end
 

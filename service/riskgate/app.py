@@ -27,6 +27,7 @@ from riskgate.runtime import Runtime, open_runtime
 from riskgate.scoring.routes import score_event
 from riskgate.settings import Settings
 from riskgate.transactions.routes import create_transaction, get_transaction
+from riskgate.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 
 ROUTES = [
     issue_token,
@@ -42,6 +43,7 @@ ROUTES = [
     liveness,
     readiness,
     metrics,
+    *WEBHOOK_ROUTES,
 ]
 
 

@@ -298,6 +298,73 @@ def keys_generate(path: Path) -> None:
     click.echo(f"wrote {path} (kid {thumbprint_of_pem(pem)})")
 
 
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+@keys.command("generate-encryption-key")
+@click.option("--key-id", required=True, help="Name of the key in the ring, e.g. 2026-11.")
+def keys_generate_encryption_key(key_id: str) -> None:
+    """Print a new webhook-secret encryption key entry, ``<key id>:<base64 key>``.
+
+    Put it first in RISKGATE_WEBHOOK_ENCRYPTION_KEYS (keep the old entries after it), restart,
+    then run ``riskgate keys rotate``.
+    """
+    from riskgate.webhooks.crypto import KeyRingError, generate_key_entry
+
+    try:
+        click.echo(generate_key_entry(key_id))
+    except KeyRingError as exc:
+        _fail(str(exc))
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-seal every webhook signing secret under the first key of the ring.
+
+    Afterwards no secret needs the older keys; drop them from the ring once every process runs
+    with the new one first and stored idempotent responses (72 h) are past.
+    """
+    from riskgate.webhooks.config import load_key_ring
+    from riskgate.webhooks.service import reseal_all
+
+    settings = _load(Settings)
+    try:
+        ring = load_key_ring(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+    if not ring.configured:
+        _fail("RISKGATE_WEBHOOK_ENCRYPTION_KEYS (or _FILE) is not set")
+    count = _with_pool(lambda pool: reseal_all(pool, ring))
+    click.echo(f"re-sealed {count} webhook secret(s) under key {ring.current_key_id}")
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Health/metrics port (RISKGATE_WORKER_PORT).")
+def worker(port: int | None) -> None:
+    """Deliver webhooks from the outbox; serves /v1/health[/ready] and /metrics on its port."""
+    _export_overrides(worker_port=port)
+    settings = _load(Settings)
+    from riskgate.observability.logs import configure_logging
+    from riskgate.observability.tracing import configure_tracing
+    from riskgate.webhooks.config import load_key_ring
+    from riskgate.webhooks.worker import serve
+
+    try:
+        ring = load_key_ring(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+    if not ring.configured:
+        _fail("RISKGATE_WEBHOOK_ENCRYPTION_KEYS (or _FILE) is required to open signing secrets")
+    configure_logging(settings.log_level)
+    configure_tracing("riskgate-worker")
+    if sys.platform != "win32":
+        import uvloop
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)

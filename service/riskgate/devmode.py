@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -25,14 +28,41 @@ DEMO_ACCOUNT_BALANCE_MINOR = 100_000_00  # 100,000.00 GBP
 DEMO_SECRET = "demo-secret"  # noqa: S105 (dev mode only; never created outside `riskgate dev`)
 
 
-def _signing_key(data_dir: Path) -> Path:
-    """Dev's token signing key, made once and kept, so tokens survive a restart."""
-    path = data_dir / "keys" / "jwt-signing.pem"
+def _kept_secret(path: Path, make: Callable[[], bytes]) -> Path:
+    """A secret file made once (mode 0600) and kept, so a restart reuses it: tokens stay valid
+    and stored webhook secrets stay readable."""
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_bytes(generate_private_key_pem())
+        path.write_bytes(make())
     return path
+
+
+def _signing_key(data_dir: Path) -> Path:
+    return _kept_secret(data_dir / "keys" / "jwt-signing.pem", generate_private_key_pem)
+
+
+def _webhook_key_ring(data_dir: Path) -> Path:
+    from riskgate.webhooks.crypto import generate_key_entry
+
+    return _kept_secret(
+        data_dir / "keys" / "webhook-encryption.keys",
+        lambda: (generate_key_entry("dev-1") + "\n").encode(),
+    )
+
+
+@contextlib.contextmanager
+def _webhook_worker() -> Iterator[None]:
+    """``riskgate worker`` beside the API, with this process's environment."""
+    worker = subprocess.Popen([sys.executable, "-m", "riskgate", "worker"])
+    try:
+        yield
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 async def _ensure_demo_data(database_url: str) -> str | None:
@@ -40,9 +70,10 @@ async def _ensure_demo_data(database_url: str) -> str | None:
 
     Returns the demo client's API key the first time (it is shown once), else None.
     """
-    pool = await db.create_pool(
-        DatabaseSettings(database_url=database_url), "riskgate-dev", min_size=1, max_size=1
-    )
+    # Bootstrap acts as the schema owner (db_role=""), like `riskgate migrate`: placing account 1
+    # moves the id sequence, which the app's own role is rightly not allowed to do.
+    owner = DatabaseSettings(database_url=database_url, db_role="")
+    pool = await db.create_pool(owner, "riskgate-dev", min_size=1, max_size=1)
     try:
         try:
             issued = await ClientAdmin(pool, actor="operator:dev").create(
@@ -109,8 +140,14 @@ def run_dev(
             "RISKGATE_HOST": host,
             "RISKGATE_PORT": str(port),
             "RISKGATE_WORKERS": str(workers),
+            # --- webhooks: loopback receivers are fine on a laptop; the worker's health port
+            "RISKGATE_WEBHOOK_ENCRYPTION_KEYS_FILE": str(_webhook_key_ring(data_dir)),
+            "RISKGATE_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "RISKGATE_WORKER_PORT": str(port + 1),
         }
         os.environ.update(env)
         settings = Settings.from_env()
         click.echo(_banner(f"http://{host}:{port}", data_dir, api_key))
-        serve(settings)
+        click.echo(f"  webhook worker   http://{host}:{port + 1}/v1/health/ready (and /metrics)\n")
+        with _webhook_worker():
+            serve(settings)

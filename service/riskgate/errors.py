@@ -182,6 +182,7 @@ class RateLimited(RiskgateError):
 class OAuthError(RiskgateError):
     """A token-endpoint error (RFC 6749 section 5.2); ``error`` is the OAuth error code."""
 
+    status = 400
     error: ClassVar[str] = "invalid_request"
     slug = "invalid-request"
     title = "Invalid token request"
@@ -213,6 +214,51 @@ class OAuthUnsupportedGrantType(OAuthError):
     error = "unsupported_grant_type"
     slug = "unsupported-grant-type"
     title = "Only the client_credentials grant is supported"
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookSubscriptionNotFound(NotFound):
+    slug = "webhook-subscription-not-found"
+    title = "No such webhook subscription"
+
+
+class WebhookDeliveryNotFound(NotFound):
+    slug = "webhook-delivery-not-found"
+    title = "No such webhook delivery"
+
+
+class SubscriptionManagedExternally(Conflict):
+    """Kubernetes owns this subscription: change its WebhookSubscription resource instead."""
+
+    slug = "subscription-managed-externally"
+    title = "This subscription is managed from Kubernetes and is read-only here"
+
+
+class ManagedSubscriptionOwnedElsewhere(Conflict):
+    slug = "managed-subscription-owned-elsewhere"
+    title = "Another client manages a subscription with this reference"
+
+
+class WebhookTargetRefused(InvalidField):
+    """The URL resolves to an address webhooks may not reach (SSRF guard)."""
+
+    slug = "webhook-target-refused"
+    title = "Webhook target not allowed"
+
+
+class DeliveryAlreadyQueued(Conflict):
+    slug = "delivery-already-queued"
+    title = "The delivery is still queued or in progress"
+
+
+class WebhookEncryptionUnavailable(RiskgateError):
+    """No key ring is configured, so signing secrets can neither be sealed nor opened."""
+
+    status = 503
+    slug = "webhook-encryption-unavailable"
+    title = "Webhook secrets cannot be handled: no encryption key is configured"
 
 
 def _quoted(text: str) -> str:

@@ -21,6 +21,8 @@ from riskgate.redis_fastpath import RedisGuard
 from riskgate.scoring.service import RuleCatalog, ScoringService
 from riskgate.settings import Settings
 from riskgate.transactions.service import TransactionService
+from riskgate.webhooks.config import load_key_ring, private_targets_allowed
+from riskgate.webhooks.service import WebhookService
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Runtime:
         "signing_keys",
         "tokens",
         "transactions",
+        "webhooks",
     )
 
     def __init__(self, settings: Settings, pool: db.Pool, redis: RedisGuard) -> None:
@@ -78,6 +81,14 @@ class Runtime:
             max_amount=Decimal(settings.max_amount),
             ttl_seconds=settings.idempotency_ttl_seconds,
             retry_after=settings.idempotency_retry_after_seconds,
+        )
+        self.webhooks = WebhookService(
+            pool,
+            load_key_ring(settings),
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            retry_after=settings.idempotency_retry_after_seconds,
+            allow_private=private_targets_allowed(settings),
+            default_overlap_seconds=settings.webhook_secret_overlap_seconds,
         )
 
 

@@ -111,7 +111,51 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     max_amount: str = "1000000000.00"
     """The largest amount (and opening balance) accepted, in major units of any currency."""
 
-    # --- webhooks (fields owned by the webhook delivery code; add below this line)
+    # --- webhooks
+    webhook_encryption_keys: str = ""
+    """Key ring sealing webhook signing secrets at rest (AES-256-GCM): comma-separated
+    ``<key id>:<base64 of 32 bytes>``; the first key seals, every key opens. Rotate by putting a
+    new key first, then ``riskgate keys rotate`` re-seals everything and the old one can go.
+    ``riskgate keys generate-encryption-key`` makes one."""
+    webhook_encryption_keys_file: str = ""
+    """The same key ring read from a file (one entry per line or comma-separated), e.g. a
+    mounted Kubernetes Secret; used when ``webhook_encryption_keys`` is empty."""
+    webhook_allow_private_targets: bool = False
+    """Allow webhook URLs that resolve to loopback, private, link-local or other non-public
+    addresses (SSRF guard off). Always on in dev mode (``RISKGATE_MODE=dev``); never in
+    production."""
+    webhook_signature_header: str = "Riskgate-Signature"
+    """Name of the ``t=<unix>,v1=<hex>`` signature header, sent beside the Standard Webhooks
+    headers."""
+    webhook_retry_schedule: str = "0s,5s,5m,30m,2h,5h,10h,10h"
+    """Delay before each attempt (units ms, s, m, h, d); after the last one the delivery is
+    ``exhausted``. Jittered by ``webhook_retry_jitter``."""
+    webhook_retry_jitter: Annotated[float, Meta(ge=0, lt=1)] = 0.1
+    """Each retry delay is scaled by a random factor in [1 - jitter, 1 + jitter]."""
+    webhook_retry_after_max_seconds: PositiveFloat = 86400.0
+    """Cap on a receiver's ``Retry-After`` (on 429 and 503)."""
+    webhook_timeout_seconds: PositiveFloat = 15.0
+    """Whole-attempt deadline: connect, send, and response headers plus the kept body excerpt."""
+    webhook_response_excerpt_bytes: Annotated[int, Meta(ge=0, le=65536)] = 1024
+    """How much of each response body is kept with the attempt."""
+    webhook_secret_overlap_seconds: Annotated[int, Meta(ge=0, le=7 * 86400)] = 86400
+    """Default time both secrets sign after ``rotate-secret``."""
+    subscription_failure_disable_days: PositiveFloat = 5.0
+    """A subscription whose deliveries keep failing this long, with no success, is disabled."""
+    worker_concurrency: Annotated[int, Meta(ge=1, le=4096)] = 128
+    """Deliveries in flight at once in one worker process."""
+    worker_poll_seconds: PositiveFloat = 1.0
+    """Longest sleep between looks for due work when no notification arrives."""
+    worker_lease_seconds: PositiveFloat = 60.0
+    """How long a claimed delivery belongs to its worker; a killed worker's claims come back
+    after it. Must exceed ``webhook_timeout_seconds``, so one attempt never runs twice at once."""
+    worker_batch_size: Annotated[int, Meta(ge=1, le=10000)] = 200
+    """Outbox rows fanned out, and deliveries claimed, per statement."""
+    worker_port: Annotated[int, Meta(ge=0, le=65535)] = 8081
+    """Port of the worker's /v1/health, /v1/health/ready and /metrics (bound on ``host``)."""
+    backlog_unready_seconds: PositiveFloat = 300.0
+    """The worker reports unready while the oldest due delivery or undispatched outbox row has
+    waited longer than this."""
 
     # --- scoring
     rules_refresh_seconds: PositiveFloat = 30.0
@@ -126,6 +170,9 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
             RateLimitPolicy.parse(self.rate_limit)
         except ValueError as exc:
             raise ValueError(f"RISKGATE_RATE_LIMIT: {exc}") from None
+        from riskgate.webhooks.config import check_webhook_settings
+
+        check_webhook_settings(self)
         for name in ("fraud_threshold", "max_amount"):
             if not _is_positive_decimal(getattr(self, name)):
                 raise ValueError(

@@ -53,10 +53,22 @@ __all__ = [
     "REDIS_FALLBACKS",
     "TRANSACTIONS",
     "UNMATCHED_ROUTE",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_BACKLOG",
+    "WEBHOOK_BACKLOG_AGE",
+    "WEBHOOK_DURATION",
+    "WEBHOOK_ERRORS",
+    "WEBHOOK_LAG",
+    "WEBHOOK_RETRIES",
+    "WEBHOOK_SUBSCRIPTIONS_DISABLED",
     "DecisionMode",
     "IdempotencyOutcome",
     "RedisOperation",
+    "SubscriptionDisabledReason",
     "TransactionStatus",
+    "WebhookErrorClass",
+    "WebhookOutcome",
+    "WebhookQueue",
     "mark_process_dead",
     "multiprocess_enabled",
     "observe_http_request",
@@ -64,7 +76,11 @@ __all__ = [
     "record_idempotency",
     "record_rate_limited",
     "record_redis_fallback",
+    "record_subscription_disabled",
     "record_transaction",
+    "record_webhook_attempt",
+    "record_webhook_backlog",
+    "record_webhook_lag",
     "render_metrics",
 ]
 
@@ -259,8 +275,121 @@ def record_transaction(status: TransactionStatus) -> None:
 
 
 # =================================================================================================
-# Webhooks (section owned by the webhook delivery code)
+# Webhooks
 # =================================================================================================
+
+WebhookOutcome = Literal["succeeded", "retrying", "failed", "exhausted"]
+"""What one attempt ended as: delivered, to be retried, failed for good, or out of retries."""
+_WEBHOOK_OUTCOMES: Final[tuple[WebhookOutcome, ...]] = (
+    "succeeded",
+    "retrying",
+    "failed",
+    "exhausted",
+)
+WebhookErrorClass = Literal[
+    "timeout",
+    "connect",
+    "dns",
+    "tls",
+    "protocol",
+    "http_3xx",
+    "http_408",
+    "http_410",
+    "http_429",
+    "http_4xx",
+    "http_5xx",
+    "ssrf_blocked",
+    "invalid_url",
+    "secret_unavailable",
+    "subscription_disabled",
+]
+WebhookQueue = Literal["outbox", "deliveries"]
+SubscriptionDisabledReason = Literal["gone", "failing"]
+
+WEBHOOK_DURATION_BUCKETS: Final = (
+    *(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+    *(1.0, 2.5, 5.0, 10.0, 15.0),
+)
+WEBHOOK_LAG_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+WEBHOOK_ATTEMPTS: Final = Counter(
+    "riskgate_webhook_deliveries_total",
+    "Webhook delivery attempts, by outcome (succeeded, retrying, failed, exhausted).",
+    ("outcome",),
+)
+WEBHOOK_ERRORS: Final = Counter(
+    "riskgate_webhook_delivery_errors_total",
+    "Failed webhook delivery attempts, by error class.",
+    ("error_class",),
+)
+WEBHOOK_DURATION: Final = Histogram(
+    "riskgate_webhook_delivery_duration_seconds",
+    "Time of one delivery attempt, from connecting to the response, by outcome.",
+    ("outcome",),
+    buckets=WEBHOOK_DURATION_BUCKETS,
+)
+WEBHOOK_RETRIES: Final = Counter(
+    "riskgate_webhook_retries_total",
+    "Delivery attempts that were retries (the second attempt of a delivery or later).",
+)
+WEBHOOK_LAG: Final = Histogram(
+    "riskgate_webhook_delivery_lag_seconds",
+    "From the outbox row's commit to the receiver acknowledging the delivery (successes only).",
+    buckets=WEBHOOK_LAG_BUCKETS,
+)
+WEBHOOK_BACKLOG: Final = Gauge(
+    "riskgate_webhook_backlog",
+    "Undispatched outbox rows and due, unclaimed deliveries.",
+    ("queue",),
+    multiprocess_mode="max",
+)
+WEBHOOK_BACKLOG_AGE: Final = Gauge(
+    "riskgate_webhook_backlog_oldest_age_seconds",
+    "How long the oldest undispatched outbox row, or due delivery, has waited.",
+    ("queue",),
+    multiprocess_mode="max",
+)
+WEBHOOK_SUBSCRIPTIONS_DISABLED: Final = Counter(
+    "riskgate_webhook_subscriptions_disabled_total",
+    "Subscriptions the worker disabled: the receiver answered 410 (gone) or kept failing.",
+    ("reason",),
+)
+for _webhook_outcome in _WEBHOOK_OUTCOMES:
+    WEBHOOK_ATTEMPTS.labels(_webhook_outcome)
+    WEBHOOK_DURATION.labels(_webhook_outcome)
+_webhook_children: dict[WebhookOutcome, tuple[Counter, Histogram]] = {
+    o: (WEBHOOK_ATTEMPTS.labels(o), WEBHOOK_DURATION.labels(o)) for o in _WEBHOOK_OUTCOMES
+}
+
+
+def record_webhook_attempt(
+    outcome: WebhookOutcome,
+    duration_seconds: float,
+    *,
+    error_class: WebhookErrorClass | None,
+    retry: bool,
+) -> None:
+    """Count one delivery attempt and observe its duration."""
+    counter, histogram = _webhook_children[outcome]
+    counter.inc()
+    histogram.observe(duration_seconds)
+    if error_class is not None:
+        WEBHOOK_ERRORS.labels(error_class).inc()
+    if retry:
+        WEBHOOK_RETRIES.inc()
+
+
+def record_webhook_lag(seconds: float) -> None:
+    WEBHOOK_LAG.observe(max(0.0, seconds))
+
+
+def record_webhook_backlog(queue: WebhookQueue, size: int, oldest_age_seconds: float) -> None:
+    WEBHOOK_BACKLOG.labels(queue).set(size)
+    WEBHOOK_BACKLOG_AGE.labels(queue).set(oldest_age_seconds)
+
+
+def record_subscription_disabled(reason: SubscriptionDisabledReason) -> None:
+    WEBHOOK_SUBSCRIPTIONS_DISABLED.labels(reason).inc()
 
 
 # =================================================================================================

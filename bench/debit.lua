@@ -1,0 +1,58 @@
+-- wrk script: POST /v1/transactions, a unique Idempotency-Key per request, debits of 1.00 GBP.
+--
+--   wrk -t2 -c64 -d20s -s bench/debit.lua http://127.0.0.1:8000 -- RUN_ID API_KEY FIRST COUNT
+--
+-- FIRST and COUNT name the accounts to debit: ids FIRST .. FIRST+COUNT-1, taken in turn by a
+-- per-thread counter (COUNT 1 is the hot-account scenario: every request contends for one row).
+-- The accounts must belong to the client of API_KEY and hold enough for the whole run, so every
+-- request is a real approved debit. done() prints a summary and one "BENCH_RESULT {...}" line.
+
+local threads = {}
+local next_thread_id = 1
+local default_run_id = tostring(os.time())
+
+function setup(thread)
+   thread:set("thread_id", next_thread_id)
+   thread:set("run_id", default_run_id)
+   next_thread_id = next_thread_id + 1
+   table.insert(threads, thread)
+end
+
+function init(args)
+   if args[1] ~= nil and args[1] ~= "" then
+      run_id = args[1]
+   end
+   api_key = args[2]
+   first_account = tonumber(args[3] or "1")
+   account_count = tonumber(args[4] or "1")
+   prefix = string.format("bench-%s-t%d-", run_id, thread_id)
+   counter = 0
+   responses = 0
+   created = 0
+   non201 = 0
+   statuses = {}
+end
+
+function request()
+   counter = counter + 1
+   -- threads start at different offsets so two threads do not walk the accounts in lockstep
+   local account = first_account + ((counter * 7 + thread_id * 131) % account_count)
+   local body = string.format('{"account_id":%d,"amount":"1.00","currency":"GBP"}', account)
+   local headers = {
+      ["Content-Type"] = "application/json",
+      ["Idempotency-Key"] = prefix .. counter,
+      ["X-API-Key"] = api_key,
+   }
+   return wrk.format("POST", "/v1/transactions", headers, body)
+end
+
+function response(status, headers, body)
+   responses = responses + 1
+   if status == 201 then
+      created = created + 1
+   else
+      non201 = non201 + 1
+      local key = tostring(status)
+      statuses[key] = (statuses[key] or 0) + 1
+   end
+end

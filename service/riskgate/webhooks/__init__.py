@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, signed delivery from the outbox, retries, replay, SSRF guard."""
