@@ -60,6 +60,12 @@ async def _init_connection(conn: Connection) -> None:
         )
 
 
+async def _keep_session(conn: Connection) -> None:
+    """Skip asyncpg's per-release reset query (``RESET ALL``, ``UNLISTEN *``...): our sessions
+    never change session state, and the query is a round trip on every request. asyncpg still
+    rolls back a transaction left open by a cancelled request before this runs."""
+
+
 def server_settings(settings: DatabaseSettings, application_name: str) -> dict[str, str]:
     """Per-session settings: bounded waits, and the least-privileged role for app traffic."""
     values = {
@@ -85,6 +91,7 @@ async def create_pool(
         min_size=settings.db_pool_min_size if min_size is None else min_size,
         max_size=settings.db_pool_max_size if max_size is None else max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings=server_settings(settings, application_name),
         # Prepared statements are cached per connection; ours are few and fixed.
         statement_cache_size=256,

@@ -61,7 +61,10 @@ class Runtime:
         self.tokens = TokenIssuer(pool, self.signing_keys, settings.access_token_ttl_seconds)
         self.rate_limiter = RateLimiter(redis)
         self.idempotency = IdempotencyGate(
-            redis, settings.idempotency_lease_seconds, settings.idempotency_retry_after_seconds
+            redis,
+            pool,
+            settings.idempotency_lease_seconds,
+            settings.idempotency_retry_after_seconds,
         )
         self.scoring = ScoringService(
             pool,

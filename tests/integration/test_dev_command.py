@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def dev_stack(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+def dev_stack(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     port = free_port()
     log = (tmp_path / "dev.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
@@ -32,7 +32,7 @@ def dev_stack(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_ready(base, process, tmp_path / "dev.log")
-        yield base, (tmp_path / "dev.log").read_text(), process
+        yield base, tmp_path / "dev.log", process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -54,9 +54,10 @@ def _wait_until_ready(base: str, process: subprocess.Popen[str], log: Path) -> N
 
 
 def test_dev_serves_the_readme_flow_and_stops_cleanly(
-    dev_stack: tuple[str, str, subprocess.Popen[str]],
+    dev_stack: tuple[str, Path, subprocess.Popen[str]],
 ) -> None:
-    base, banner, process = dev_stack
+    base, log, process = dev_stack
+    banner = log.read_text()
     assert "curl" in banner
     assert "demo-app" in banner
 
@@ -93,8 +94,7 @@ def test_dev_serves_the_readme_flow_and_stops_cleanly(
     assert statement.json()["balance"] == "99975.00"
 
     port = int(base.rsplit(":", 1)[1])
-    worker = httpx.get(f"http://127.0.0.1:{port + 1}/v1/health/ready")
-    assert worker.status_code == 200, worker.text
+    _wait_until_ready(f"http://127.0.0.1:{port + 1}", process, log)  # the webhook worker
 
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGINT)

@@ -97,13 +97,19 @@ async def test_fifty_concurrent_requests_with_one_key_store_one_event(
 
 
 async def test_an_expired_key_can_be_used_again(
-    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+    app: RunningApp, client: httpx.AsyncClient, db: asyncpg.Connection[Any], settings: Settings
 ) -> None:
     key = new_key()
     assert (await post_score(client, key, score_body(new_event_id()))).status_code == 201
+    # 72 hours later: the record has expired, and the first request's lease long before it.
     await db.execute(
         "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = $1", key
     )
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        await redis.delete(f"riskgate:idem:{app.caller.id}:{key}")
+    finally:
+        await redis.aclose()
     later = await post_score(client, key, score_body(new_event_id(), delay=0.2))
     assert later.status_code == 201
     assert "idempotent-replayed" not in later.headers

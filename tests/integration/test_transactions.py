@@ -337,3 +337,13 @@ async def test_open_account_validates_and_is_idempotent(
         assert response.status_code == 422, (bad, response.text)
         assert response.json()["field"] == field
     assert Decimal(first.json()["opening_balance"]) == Decimal("250.00")
+
+
+async def test_a_request_that_fails_frees_its_key_at_once(client: httpx.AsyncClient) -> None:
+    """The lease is released when the work fails, so a corrected retry need not wait it out."""
+    key = new_key()
+    assert (await debit(client, 2**62, "1.00", key=key)).status_code == 404
+    account_id = await open_account(client, "5.00")
+    retried = await debit(client, account_id, "1.00", key=key)
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers

@@ -17,7 +17,7 @@ from riskgate.idempotency.schemas import (
     fingerprint,
     is_valid_key,
 )
-from riskgate.idempotency.service import IdempotencyGate
+from riskgate.idempotency.service import IdempotencyGate, Replay
 from riskgate.observability.metrics import record_idempotency
 from riskgate.observability.tracing import current_trace_context, format_traceparent
 
@@ -65,13 +65,12 @@ async def respond_idempotently(
     body: msgspec.Struct,
     gate: IdempotencyGate,
     work: IdempotentWork,
+    replay: Replay | None = None,
 ) -> Response[Any]:
     """Every creating POST: check the key, hold its lease, do the work once, answer with the
     stored response (marked as a replay when it is one)."""
     caller = caller_of(request)
     ticket = idempotency_ticket(request, caller, route, body)
-    async with gate.lease(ticket):
-        stored, replayed = await work(
-            ticket, caller, (current_trace_context()[0], format_traceparent() or None)
-        )
+    trace = (current_trace_context()[0], format_traceparent() or None)
+    stored, replayed = await gate.run(ticket, lambda: work(ticket, caller, trace), replay)
     return stored_response(stored, replayed=replayed)

@@ -9,12 +9,12 @@ from litestar import Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from riskgate.auth.service import Caller
 from riskgate.errors import InvalidField, WebhookDeliveryNotFound
 from riskgate.http.body import StrictBody
-from riskgate.http.idempotency import idempotency_ticket, stored_response
+from riskgate.http.idempotency import respond_idempotently
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
-from riskgate.observability.tracing import format_traceparent
 from riskgate.runtime import Runtime
 from riskgate.webhooks.schemas import (
     Delivery,
@@ -56,7 +56,10 @@ Cursor = Annotated[str | None, QueryParameter(max_length=64)]
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
-    caller = caller_of(request)
+    return _actor_of(caller_of(request))
+
+
+def _actor_of(caller: Caller) -> Actor:
     return Actor(caller.client_id, caller.name, caller.actor)
 
 
@@ -95,11 +98,15 @@ async def create_subscription(
     data: JSONBody[SubscriptionCreate],
     runtime: NamedDependency[Runtime],
 ) -> Response[SubscriptionWithSecret]:
-    actor = _actor(request)
-    ticket = idempotency_ticket(request, caller_of(request), ROUTE_SUBSCRIPTIONS, data)
-    async with runtime.idempotency.lease(ticket):
-        stored, replayed = await runtime.webhooks.create(ticket, data, actor)
-    return stored_response(stored, replayed=replayed)
+    response: Response[Any] = await respond_idempotently(
+        request,
+        ROUTE_SUBSCRIPTIONS,
+        data,
+        runtime.idempotency,
+        lambda ticket, caller, _trace: runtime.webhooks.create(ticket, data, _actor_of(caller)),
+        runtime.webhooks.replay_stored,
+    )
+    return response
 
 
 @get(
@@ -187,13 +194,17 @@ async def rotate_secret(
     overlap_seconds: Annotated[int | None, QueryParameter(ge=0, le=7 * 86400)] = None,
 ) -> Response[SecretRotated]:
     body = RotateSecret(overlap_seconds=overlap_seconds)
-    route = f"{ROUTE_SUBSCRIPTIONS}/{subscription_id}/rotate-secret"
-    ticket = idempotency_ticket(request, caller_of(request), route, body)
-    async with runtime.idempotency.lease(ticket):
-        stored, replayed = await runtime.webhooks.rotate_secret(
-            ticket, subscription_id, overlap_seconds, _actor(request)
-        )
-    return stored_response(stored, replayed=replayed)
+    response: Response[Any] = await respond_idempotently(
+        request,
+        f"{ROUTE_SUBSCRIPTIONS}/{subscription_id}/rotate-secret",
+        body,
+        runtime.idempotency,
+        lambda ticket, caller, _trace: runtime.webhooks.rotate_secret(
+            ticket, subscription_id, overlap_seconds, _actor_of(caller)
+        ),
+        runtime.webhooks.replay_stored,
+    )
+    return response
 
 
 @post(
@@ -336,12 +347,17 @@ async def replay_delivery(
 async def send_test_webhook(
     request: Request[Any, Any, Any], data: JSONBody[TestRequest], runtime: NamedDependency[Runtime]
 ) -> Response[TestSent]:
-    ticket = idempotency_ticket(request, caller_of(request), "/v1/webhooks/test", data)
-    async with runtime.idempotency.lease(ticket):
-        stored, replayed = await runtime.webhooks.send_test(
-            ticket, data, _actor(request), format_traceparent() or None
-        )
-    return stored_response(stored, replayed=replayed)
+    response: Response[Any] = await respond_idempotently(
+        request,
+        "/v1/webhooks/test",
+        data,
+        runtime.idempotency,
+        lambda ticket, caller, trace: runtime.webhooks.send_test(
+            ticket, data, _actor_of(caller), trace[1]
+        ),
+        runtime.webhooks.replay_stored,
+    )
+    return response
 
 
 ROUTES = [

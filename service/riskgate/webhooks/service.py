@@ -128,10 +128,11 @@ class WebhookService:
         sealed = self._keys.seal_packed(plain, self._binding(ticket))
         return StoredResponse(status, headers, plain), StoredResponse(status, headers, sealed)
 
-    async def _replay(self, ticket: IdempotencyTicket) -> tuple[StoredResponse, bool]:
+    async def replay_stored(self, ticket: IdempotencyTicket) -> StoredResponse:
+        """The idempotency key's stored answer, unsealed (it carries a signing secret)."""
         stored = await resolve_existing(self._pool, ticket, self._retry_after)
         body = self._keys.open_packed(stored.body, self._binding(ticket))
-        return StoredResponse(stored.status, stored.headers, body), True
+        return StoredResponse(stored.status, stored.headers, body)
 
     async def _visible(self, subscription_id: UUID, actor: Actor) -> tuple[Subscription, bool]:
         found = await repository.get_subscription(self._pool, subscription_id, actor.client_id)
@@ -202,7 +203,7 @@ class WebhookService:
         if won:
             record_idempotency("new")
             return answer, False
-        return await self._replay(ticket)
+        return await self.replay_stored(ticket), True
 
     async def get(self, subscription_id: UUID, actor: Actor) -> Subscription:
         return (await self._visible(subscription_id, actor))[0]
@@ -286,7 +287,7 @@ class WebhookService:
         if won:
             record_idempotency("new")
             return answer, False
-        return await self._replay(ticket)
+        return await self.replay_stored(ticket), True
 
     async def recover(self, subscription_id: UUID, body: RecoverRequest, actor: Actor) -> int:
         subscription, _ = await self._visible(subscription_id, actor)
@@ -423,7 +424,7 @@ class WebhookService:
         if won:
             record_idempotency("new")
             return answer, False
-        return await self._replay(ticket)
+        return await self.replay_stored(ticket), True
 
     async def get_delivery(self, delivery_id: UUID, actor: Actor) -> Delivery:
         found = await repository.get_delivery(self._pool, delivery_id, actor.client_id)
