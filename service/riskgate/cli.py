@@ -120,7 +120,7 @@ def audit() -> None:
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Check the audit hash chain end to end; exit 1 and name the entry where it breaks."""
+    """Check every audit hash chain end to end; exit 1 naming the chain and entry that break."""
     import asyncpg
 
     from riskgate.audit.service import verify_chain
@@ -135,7 +135,9 @@ def audit_verify() -> None:
             await conn.close()
         if not report.intact:
             click.secho(
-                f"audit chain BROKEN at entry {report.broken_at}: {report.problem}", fg="red"
+                f"audit chain {report.broken_chain} BROKEN at entry {report.broken_at}: "
+                f"{report.problem}",
+                fg="red",
             )
             click.echo(f"{report.checked} entries before it verified")
             raise SystemExit(1)

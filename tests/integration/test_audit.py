@@ -42,23 +42,26 @@ async def score(client: httpx.AsyncClient, event_id: str, key: str | None = None
 
 async def audit_rows_for(db: asyncpg.Connection[Any], event_ref: str) -> list[asyncpg.Record]:
     return await db.fetch(
-        "SELECT seq, prev_hash, hash, actor, action, details FROM audit_log "
-        "WHERE entity_type = 'event' AND entity_id = $1 ORDER BY seq",
+        "SELECT chain, seq, prev_hash, hash, actor, action, details FROM audit_log "
+        "WHERE entity_type = 'event' AND entity_id = $1 ORDER BY id",
         event_ref,
     )
 
 
-async def hash_of(db: asyncpg.Connection[Any], seq: int) -> bytes:
+async def hash_of(db: asyncpg.Connection[Any], chain: int, seq: int) -> bytes:
+    """The hash of entry ``seq`` of ``chain`` (the genesis hash before the first entry)."""
     if seq == 0:
         return GENESIS_HASH
-    value: bytes = await db.fetchval("SELECT hash FROM audit_log WHERE seq = $1", seq)
+    value: bytes = await db.fetchval(
+        "SELECT hash FROM audit_log WHERE chain = $1 AND seq = $2", chain, seq
+    )
     return value
 
 
 async def test_each_score_writes_exactly_one_audit_row_chained_to_the_previous(
     app: RunningApp, client: httpx.AsyncClient, db: asyncpg.Connection[Any]
 ) -> None:
-    seqs = []
+    positions = []
     for _ in range(3):
         event_id = new_event_id()
         decision = (await score(client, event_id)).json()
@@ -70,10 +73,9 @@ async def test_each_score_writes_exactly_one_audit_row_chained_to_the_previous(
             "action": decision["action"],
             "score_version": decision["score_version"],
         }
-        assert bytes(row["prev_hash"]) == await hash_of(db, row["seq"] - 1)
-        seqs.append(row["seq"])
-    assert seqs == sorted(set(seqs))
-    assert len(seqs) == 3
+        assert bytes(row["prev_hash"]) == await hash_of(db, row["chain"], row["seq"] - 1)
+        positions.append((row["chain"], row["seq"]))
+    assert len(set(positions)) == 3
 
 
 async def test_replay_and_rejected_duplicate_write_no_audit_row(
@@ -81,14 +83,14 @@ async def test_replay_and_rejected_duplicate_write_no_audit_row(
 ) -> None:
     event_id, key = new_event_id(), new_key()
     first = await score(client, event_id, key)
-    before = await db.fetchval("SELECT max(seq) FROM audit_log")
+    before = await db.fetchval("SELECT count(*) FROM audit_log")
     replay = await score(client, event_id, key)
     assert replay.headers["idempotent-replayed"] == "true"
     duplicate = await client.post(
         "/v1/score", json=score_request(event_id), headers={"idempotency-key": new_key()}
     )
     assert duplicate.status_code == 409, duplicate.text
-    assert await db.fetchval("SELECT max(seq) FROM audit_log") == before
+    assert await db.fetchval("SELECT count(*) FROM audit_log") == before
     assert len(await audit_rows_for(db, first.json()["id"])) == 1
 
 
@@ -100,7 +102,11 @@ async def test_event_detail_carries_its_audit_entry(
     detail = await client.get(f"/v1/events/{decision['id']}")
     assert detail.status_code == 200, detail.text
     [entry] = detail.json()["audit_trail"]
-    assert (entry["seq"], entry["hash"]) == (row["seq"], bytes(row["hash"]).hex())
+    assert (entry["chain"], entry["seq"], entry["hash"]) == (
+        row["chain"],
+        row["seq"],
+        bytes(row["hash"]).hex(),
+    )
 
 
 # --- a chain of its own, to verify and to tamper with -------------------------------------
@@ -165,6 +171,29 @@ async def test_verify_reports_an_intact_chain(chain_db: str) -> None:
     assert await verify(chain_db) == ChainReport(checked=ENTRIES)
 
 
+async def test_entries_from_many_sessions_verify_chain_by_chain(postgres_admin_url: str) -> None:
+    """Concurrent sessions write to different chains; a break is named by chain and entry."""
+    async with own_database(postgres_admin_url) as url:
+        await asyncio.gather(*(append_entries(url, 3) for _ in range(8)))
+        conn = await asyncpg.connect(url)
+        try:
+            chains = [r["chain"] for r in await conn.fetch("SELECT DISTINCT chain FROM audit_log")]
+        finally:
+            await conn.close()
+        assert len(chains) > 1, "eight sessions should not all land on one chain"
+        assert await verify(url) == ChainReport(checked=24)
+
+        victim = max(chains)
+        await tamper(
+            url,
+            """UPDATE audit_log SET details = '{"n": -1}' WHERE chain = $1 AND seq = 2""",
+            victim,
+        )
+        report = await verify(url)
+        assert (report.broken_chain, report.broken_at) == (victim, 2)
+        assert "modified" in str(report.problem)
+
+
 async def test_verify_reports_an_empty_chain_as_intact(postgres_admin_url: str) -> None:
     async with own_database(postgres_admin_url) as url:
         report = await verify(url)
@@ -182,8 +211,8 @@ async def test_modified_entry_with_recomputed_hash_breaks_the_next_link(chain_db
     await tamper(
         chain_db,
         """UPDATE audit_log SET details = '{"n": 99}',
-               hash = audit_entry_hash(prev_hash, seq, occurred_at, client_id, actor, action,
-                                       entity_type, entity_id, '{"n": 99}')
+               hash = audit_entry_hash(prev_hash, chain, seq, occurred_at, client_id, actor,
+                                       action, entity_type, entity_id, '{"n": 99}')
            WHERE seq = 3""",
     )
     report = await verify(chain_db)

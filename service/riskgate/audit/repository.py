@@ -13,12 +13,12 @@ _Q = load_queries(__package__ or "riskgate.audit")
 
 
 async def chain_rows(conn: Connection) -> AsyncIterator[asyncpg.Record]:
-    """The chain in seq order; call inside a transaction (server-side cursor)."""
+    """Every entry in (chain, seq) order; call inside a transaction (server-side cursor)."""
     async for row in conn.cursor(_Q["chain"], prefetch=2000):
         yield row
 
 
-async def chain_head(conn: Connection) -> tuple[int, bytes]:
-    row = await conn.fetchrow(_Q["head"])
-    assert row is not None, "audit_chain_head is seeded by the migration"
-    return row["last_seq"], bytes(row["last_hash"])
+async def chain_heads(conn: Connection) -> dict[int, tuple[int, bytes]]:
+    """Each chain's recorded end: chain -> (last seq, last hash)."""
+    rows = await conn.fetch(_Q["heads"])
+    return {row["chain"]: (row["last_seq"], bytes(row["last_hash"])) for row in rows}

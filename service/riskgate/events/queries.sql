@@ -6,9 +6,10 @@ SELECT e.id, e.event_id, e.source, e.signals, e.score, e.action, e.score_version
                     'reasons', s.reasons) ORDER BY s.score_version)
                  FROM shadow_decisions s WHERE s.event_ref = e.id), '[]') AS shadow_decisions,
        coalesce((SELECT jsonb_agg(jsonb_build_object(
-                    'seq', a.seq, 'occurred_at', a.occurred_at, 'actor', a.actor,
-                    'action', a.action, 'details', a.details, 'hash', encode(a.hash, 'hex'))
-                    ORDER BY a.seq)
+                    'chain', a.chain, 'seq', a.seq, 'occurred_at', a.occurred_at,
+                    'actor', a.actor, 'action', a.action, 'details', a.details,
+                    'hash', encode(a.hash, 'hex'))
+                    ORDER BY a.id)
                  FROM audit_log a
                  WHERE a.entity_type = 'event' AND a.entity_id = e.id::text), '[]') AS audit_trail
 FROM events e

@@ -11,6 +11,8 @@ from riskgate.wire import Page, Wire
 
 
 class AuditEntry(Wire):
+    chain: int
+    """Which of the audit chains holds the entry; ``seq`` is its position in that chain."""
     seq: int
     occurred_at: datetime
     actor: str

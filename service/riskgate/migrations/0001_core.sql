@@ -109,11 +109,17 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (id) WHERE dispatched_at IS NULL;
 
--- Append-only audit log. Each row's hash covers its content and the previous row's hash;
--- seq is assigned under the chain-head lock, so seq order is chain order even when ids
--- would have been handed out in another order by concurrent transactions.
+-- Append-only audit log, hash-chained. There are AUDIT_CHAINS independent chains (16): one
+-- chain head would make every writing transaction in the system queue for one row lock, held
+-- through its commit's WAL flush, so writes could never commit in groups. Each entry belongs to
+-- one chain, picked by the writing session (a pooled connection stays on its chain); its hash
+-- covers its content, its chain position and the previous entry's hash in that chain, and seq is
+-- assigned under that chain's head lock, so within a chain seq order is commit order. id orders
+-- entries across chains.
 CREATE TABLE audit_log (
-    seq         bigint PRIMARY KEY,
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    chain       smallint NOT NULL,
+    seq         bigint NOT NULL,
     occurred_at timestamptz NOT NULL DEFAULT now(),
     client_id   uuid,
     actor       text NOT NULL,
@@ -122,24 +128,27 @@ CREATE TABLE audit_log (
     entity_id   text NOT NULL,
     details     jsonb NOT NULL,
     prev_hash   bytea NOT NULL,
-    hash        bytea NOT NULL
+    hash        bytea NOT NULL,
+    CONSTRAINT audit_log_chain_seq_key UNIQUE (chain, seq)
 );
-CREATE INDEX audit_log_entity ON audit_log (entity_type, entity_id, seq);
+CREATE INDEX audit_log_entity ON audit_log (entity_type, entity_id, id);
 
 CREATE TABLE audit_chain_head (
-    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    chain     smallint PRIMARY KEY,
     last_seq  bigint NOT NULL,
     last_hash bytea NOT NULL
 );
-INSERT INTO audit_chain_head (last_seq, last_hash) VALUES (0, decode(repeat('00', 32), 'hex'));
+INSERT INTO audit_chain_head (chain, last_seq, last_hash)
+SELECT chain, 0, decode(repeat('00', 32), 'hex') FROM generate_series(0, 15) AS chain;
 
 -- The canonical digest of one entry: `riskgate audit verify` recomputes it with this very
 -- function, so the chain has exactly one definition.
 CREATE FUNCTION audit_entry_hash(
-    prev_hash bytea, seq bigint, occurred_at timestamptz, client_id uuid, actor text,
-    action text, entity_type text, entity_id text, details jsonb
+    prev_hash bytea, chain smallint, seq bigint, occurred_at timestamptz, client_id uuid,
+    actor text, action text, entity_type text, entity_id text, details jsonb
 ) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
     SELECT sha256(prev_hash || convert_to(concat_ws(E'\x1f',
+        chain::text,
         seq::text,
         (extract(epoch FROM occurred_at) * 1000000)::bigint::text,
         coalesce(client_id::text, ''),
@@ -147,19 +156,23 @@ CREATE FUNCTION audit_entry_hash(
         details::text), 'UTF8'))
 $$;
 
--- SECURITY DEFINER: the app role may append, but cannot touch the chain head itself.
+-- SECURITY DEFINER: the app role may append, but cannot touch the chain heads itself.
 CREATE FUNCTION audit_log_chain() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public AS $$
 DECLARE
     head audit_chain_head%ROWTYPE;
 BEGIN
-    SELECT * INTO head FROM audit_chain_head WHERE singleton FOR UPDATE;
+    SELECT * INTO head FROM audit_chain_head
+    WHERE chain = pg_backend_pid() % 16
+    FOR UPDATE;
+    NEW.chain := head.chain;
     NEW.seq := head.last_seq + 1;
     NEW.occurred_at := now();  -- the database's clock, not the writer's: no back-dating
     NEW.prev_hash := head.last_hash;
-    NEW.hash := audit_entry_hash(NEW.prev_hash, NEW.seq, NEW.occurred_at, NEW.client_id, NEW.actor,
-                                 NEW.action, NEW.entity_type, NEW.entity_id, NEW.details);
-    UPDATE audit_chain_head SET last_seq = NEW.seq, last_hash = NEW.hash WHERE singleton;
+    NEW.hash := audit_entry_hash(NEW.prev_hash, NEW.chain, NEW.seq, NEW.occurred_at,
+                                 NEW.client_id, NEW.actor, NEW.action, NEW.entity_type,
+                                 NEW.entity_id, NEW.details);
+    UPDATE audit_chain_head SET last_seq = NEW.seq, last_hash = NEW.hash WHERE chain = head.chain;
     RETURN NEW;
 END
 $$;
