@@ -5,9 +5,10 @@
 -- FIRST and COUNT name the accounts to debit: ids FIRST .. FIRST+COUNT-1, taken in turn by a
 -- per-thread counter (COUNT 1 is the hot-account scenario: every request contends for one row).
 -- The accounts must belong to the client of API_KEY and hold enough for the whole run, so every
--- request is a real approved debit. done() prints a summary and one "BENCH_RESULT {...}" line.
+-- request is a real approved debit. bench/run.py's debit-spread and debit-hot scenarios set
+-- this up; report.lua prints the results.
 
-local threads = {}
+threads = {}  -- global: report.lua reads it
 local next_thread_id = 1
 local default_run_id = tostring(os.time())
 
@@ -46,13 +47,5 @@ function request()
    return wrk.format("POST", "/v1/transactions", headers, body)
 end
 
-function response(status, headers, body)
-   responses = responses + 1
-   if status == 201 then
-      created = created + 1
-   else
-      non201 = non201 + 1
-      local key = tostring(status)
-      statuses[key] = (statuses[key] or 0) + 1
-   end
-end
+-- response() and done(): the shared counters and report
+dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "report.lua")

@@ -69,15 +69,20 @@ _PR_SET_PDEATHSIG = 1
 # --------------------------------------------------------------------------------------- scenarios
 
 
+Prepare = Callable[[asyncpg.Connection, str], Awaitable[list[str]]]
+"""Data a scenario needs before the load, for the bench client (by name); returns the extra
+arguments its Lua script takes after the run id and API key."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     script: str
-    """Lua file in bench/; it receives the run id as its first argument."""
+    """Lua file in bench/; it receives the run id and the API key as its first arguments."""
     count_stored: Callable[[asyncpg.Connection, str], Awaitable[int]]
     """Rows the run with this id stored (what the 201s must match)."""
-    prepare: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
-    """Data the scenario needs before the load starts (accounts for transactions, ...)."""
+    scopes: str = "score:write"
+    prepare: Prepare | None = None
 
 
 async def _count_events(conn: asyncpg.Connection, run_id: str) -> int:
@@ -87,10 +92,57 @@ async def _count_events(conn: asyncpg.Connection, run_id: str) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM events WHERE event_id LIKE $1", pattern))
 
 
+async def _count_transactions(conn: asyncpg.Connection, run_id: str) -> int:
+    """Transactions of this run (one per claimed key), after checking the ledger adds up."""
+    broken = await conn.fetchval(
+        """SELECT count(*) FROM accounts a
+           WHERE a.opening_balance_minor - a.balance_minor <> coalesce(
+               (SELECT sum(amount_minor) FROM transactions t
+                WHERE t.account_id = a.id AND t.status = 'approved'), 0)"""
+    )
+    if broken:
+        raise SystemExit(f"LEDGER MISMATCH on {broken} account(s)")
+    pattern = re.sub(r"([\\%_])", r"\\\1", f"bench-{run_id}-t") + "%"
+    claimed = await conn.fetchval(
+        "SELECT count(*) FROM idempotency_keys WHERE key LIKE $1", pattern
+    )
+    return int(claimed)
+
+
+DEBIT_BALANCE_MINOR = 10_000_000_00  # 10,000,000.00 GBP: no run can drain it at 1.00 a debit
+
+
+def _open_accounts(count: int) -> Prepare:
+    async def prepare(conn: asyncpg.Connection, client_name: str) -> list[str]:
+        first = await conn.fetchval(
+            """INSERT INTO accounts (client_id, customer_ref, currency, balance_minor,
+                                     opening_balance_minor, created_at)
+               SELECT c.id, 'bench-' || g, 'GBP', $2, $2, now()
+               FROM clients c, generate_series(1, $3) AS g WHERE c.name = $1
+               RETURNING id""",
+            client_name, DEBIT_BALANCE_MINOR, count,
+        )  # fmt: skip
+        return [str(first), str(count)]
+
+    return prepare
+
+
 SCENARIOS: dict[str, Scenario] = {
     "score": Scenario(name="score", script="score.lua", count_stored=_count_events),
-    # "transactions": Scenario(name="transactions", script="transactions.lua",
-    #                          count_stored=_count_transactions, prepare=_open_accounts),
+    "debit-spread": Scenario(
+        name="debit-spread",
+        script="debit.lua",
+        count_stored=_count_transactions,
+        scopes="transactions:write",
+        prepare=_open_accounts(1000),
+    ),
+    "debit-hot": Scenario(
+        name="debit-hot",
+        script="debit.lua",
+        count_stored=_count_transactions,
+        scopes="transactions:write",
+        prepare=_open_accounts(1),
+    ),
 }
 
 
@@ -248,6 +300,8 @@ class Stack:
     api_log: Path
     data_dir: Path
     api_key: str = ""
+    script_args: list[str] = field(default_factory=list)
+    """What the scenario's prepare step returned, passed to its Lua script."""
     groups: dict[str, list[psutil.Process]] = field(default_factory=dict)
 
 
@@ -281,13 +335,6 @@ def _api_env(
     return env
 
 
-def _needs_credentials() -> bool:
-    """Whether this riskgate authenticates callers (signing key and a client are then needed)."""
-    from riskgate.settings import Settings
-
-    return "jwt_signing_key_file" in Settings.__struct_fields__
-
-
 def _riskgate(args: list[str], env: dict[str, str]) -> str:
     """Run a ``riskgate`` operator command, as an operator would; returns its stdout."""
     result = subprocess.run(  # noqa: S603
@@ -303,8 +350,10 @@ def _riskgate(args: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-def _provision_client(env: dict[str, str], data_dir: Path, run_id: str, rate_limit: str) -> str:
-    """Signing key + a client with score:write, through the CLI; returns its API key."""
+def _provision_client(
+    env: dict[str, str], data_dir: Path, run_id: str, rate_limit: str, scopes: str
+) -> str:
+    """Signing key + a client with the scenario's scopes, through the CLI; returns its API key."""
     key_file = data_dir / "jwt-signing-key.pem"
     if not key_file.exists():
         _riskgate(["keys", "generate-signing-key", str(key_file)], env)
@@ -316,7 +365,7 @@ def _provision_client(env: dict[str, str], data_dir: Path, run_id: str, rate_lim
             "--name",
             f"bench-{run_id}",
             "--scopes",
-            "score:write",
+            scopes,
             "--rate-limit",
             rate_limit,
         ],
@@ -375,19 +424,22 @@ def running_stack(args: argparse.Namespace, scenario: Scenario, run_id: str) -> 
         for sql_file in args.sql:
             postgres.psql(["-f", str(sql_file.resolve())], database=DATABASE)
             _say(f"EXPERIMENT: applied {sql_file} after the migrations (not production schema)")
-        if scenario.prepare is not None:
-            asyncio.run(_with_conn(postgres.url_for(DATABASE), scenario.prepare))
 
         port = free_port(HOST)
         base_url = f"http://{HOST}:{port}"
         api_log = data_dir / "api.log"
         env = _api_env(args, postgres, redis, port, data_dir)
         (data_dir / "metrics").mkdir(exist_ok=True)  # like the chart's emptyDir: it exists
-        api_key = ""
-        if _needs_credentials():
-            api_key = _provision_client(env, data_dir, run_id, args.rate_limit)
-            _say(
-                f"client bench-{run_id} (score:write, rate limit {args.rate_limit}) sends X-API-Key"
+        api_key = _provision_client(env, data_dir, run_id, args.rate_limit, scenario.scopes)
+        _say(
+            f"client bench-{run_id} ({scenario.scopes}, rate limit {args.rate_limit}) "
+            "sends X-API-Key"
+        )
+        script_args: list[str] = []
+        if scenario.prepare is not None:
+            prepare = scenario.prepare
+            script_args = asyncio.run(
+                _with_conn(postgres.url_for(DATABASE), lambda c: prepare(c, f"bench-{run_id}"))
             )
         cmd = [sys.executable, "-m", "riskgate", "api", "--workers", str(args.workers)]
         with api_log.open("ab") as log:
@@ -415,6 +467,7 @@ def running_stack(args: argparse.Namespace, scenario: Scenario, run_id: str) -> 
             api_log=api_log,
             data_dir=data_dir,
             api_key=api_key,
+            script_args=script_args,
         )
         yield stack
     finally:
@@ -469,9 +522,11 @@ def _run_wrk(
         "--",
         run_id,
         stack.api_key,
+        *stack.script_args,
     ]
     if not quiet:
-        _say(" ".join(cmd[:-3]) + f" -- {run_id}" + (" <api key>" if stack.api_key else ""))
+        shown = cmd[: cmd.index("--")]
+        _say(" ".join(shown) + f" -- {run_id} <api key> " + " ".join(stack.script_args))
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(  # noqa: S603
         cmd,

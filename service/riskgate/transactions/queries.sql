@@ -2,14 +2,15 @@
 SELECT currency, balance_minor, status FROM accounts WHERE id = $1 AND client_id = $2;
 
 -- name: record_transaction
--- The service decided the outcome from an unlocked read; this statement locks the account row
--- and re-checks that decision's premise ($14) on the current row. Only if it still holds does it
--- claim the idempotency key, debit (approved only), store the transaction and write the outbox
--- and audit rows: all in one statement, one round trip, the row lock held only until commit.
--- `premise_held` false means the account changed in between: the service decides again.
+-- The service decided the outcome on a premise about the account ($14, and the currency $11);
+-- this statement locks the account row and checks that premise on the current row. Only if it
+-- holds does it claim the idempotency key, debit (approved only), store the transaction and
+-- write the outbox and audit rows: one statement, one round trip, the row lock held only until
+-- commit. `premise_held` false (also for an unknown account or another currency) means the
+-- service must read the account and decide again.
 WITH account AS (
     SELECT id, balance_minor, status FROM accounts
-    WHERE id = $8 AND client_id = $1
+    WHERE id = $8 AND client_id = $1 AND currency = $11
     FOR UPDATE
 ), premise AS (
     SELECT 1 FROM account

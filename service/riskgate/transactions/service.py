@@ -5,10 +5,12 @@
 3. an amount above the fraud threshold is flagged, nothing deducted (``flagged_for_fraud``);
 4. otherwise the debit is approved and the balance reduced.
 
-The decision is taken here from an unlocked read of the account; the write statement then
-re-checks the premise it rested on under the row lock and refuses to write if the account has
-moved on, in which case the account is read and the decision taken again. Balances only ever
-go down (and an account only ever leaves ``active``), so a retry converges at once.
+The decision rests on a premise about the account (active and covered, active and not
+covered, not active); the write statement checks that premise under the row lock and refuses to
+write if it does not hold. The first round assumes the usual case without reading the account,
+so a usual debit is one round trip; otherwise the account is read and the decision taken again.
+Balances only ever go down (and an account only ever leaves ``active``), so this converges at
+once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
+from uuid import UUID
 
 import msgspec
 import uuid_utils.compat as uuid7
@@ -87,18 +90,13 @@ class TransactionService:
     ) -> tuple[StoredResponse, bool]:
         """Store the transaction (any outcome) exactly once: (response, is it a replay)."""
         amount_minor = self._amount(request)
-        for _ in range(MAX_DECISION_ROUNDS):
-            account = await repository.account_for_debit(
-                self._pool, request.account_id, ticket.client_id
-            )
-            if account is None:
-                raise AccountNotFound(f"no account {request.account_id}")
-            if account.currency != request.currency:
-                raise CurrencyMismatch(
-                    f"account {request.account_id} is in {account.currency}, "
-                    f"not {request.currency}",
-                    field="currency",
-                )
+        # The first round assumes the usual case (an active account in this currency that covers
+        # the amount), so a usual debit is one round trip; the statement checks the assumption
+        # under the row lock, and any other case reads the account and decides again.
+        account = AccountState(request.currency, amount_minor, active=True)
+        for round_ in range(MAX_DECISION_ROUNDS):
+            if round_:
+                account = await self._account(request, ticket.client_id)
             threshold = minor_floor(self._fraud_threshold, account.currency)
             outcome = decide(account, amount_minor, threshold)
             record, stored = self._render(request, amount_minor, outcome, actor, trace)
@@ -106,13 +104,24 @@ class TransactionService:
                 self._pool, ticket, record, stored, self._ttl
             )
             if not held:
-                continue  # the account changed since we read it: decide again
+                continue  # the account is not as assumed: read it and decide again
             if won:
                 record_transaction(outcome.status)
             return await settle(self._pool, ticket, stored, won=won, retry_after=self._retry_after)
         raise ConcurrentUpdate(
             "the account is changing too fast to decide; retry", retry_after_seconds=1
         )
+
+    async def _account(self, request: DebitRequest, client_id: UUID) -> AccountState:
+        account = await repository.account_for_debit(self._pool, request.account_id, client_id)
+        if account is None:
+            raise AccountNotFound(f"no account {request.account_id}")
+        if account.currency != request.currency:
+            raise CurrencyMismatch(
+                f"account {request.account_id} is in {account.currency}, not {request.currency}",
+                field="currency",
+            )
+        return account
 
     def _amount(self, request: DebitRequest) -> int:
         try:
