@@ -6,32 +6,14 @@
 -- per-thread counter (COUNT 1 is the hot-account scenario: every request contends for one row).
 -- The accounts must belong to the client of API_KEY and hold enough for the whole run, so every
 -- request is a real approved debit. bench/run.py's debit-spread and debit-hot scenarios set
--- this up; report.lua prints the results.
+-- this up; common.lua counts the answers and reports.
 
-threads = {}  -- global: report.lua reads it
-local next_thread_id = 1
-local default_run_id = tostring(os.time())
-
-function setup(thread)
-   thread:set("thread_id", next_thread_id)
-   thread:set("run_id", default_run_id)
-   next_thread_id = next_thread_id + 1
-   table.insert(threads, thread)
-end
+dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "common.lua")
 
 function init(args)
-   if args[1] ~= nil and args[1] ~= "" then
-      run_id = args[1]
-   end
-   api_key = args[2]
+   start_thread(args)
    first_account = tonumber(args[3] or "1")
    account_count = tonumber(args[4] or "1")
-   prefix = string.format("bench-%s-t%d-", run_id, thread_id)
-   counter = 0
-   responses = 0
-   created = 0
-   non201 = 0
-   statuses = {}
 end
 
 function request()
@@ -47,5 +29,3 @@ function request()
    return wrk.format("POST", "/v1/transactions", headers, body)
 end
 
--- response() and done(): the shared counters and report
-dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "report.lua")

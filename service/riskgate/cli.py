@@ -23,6 +23,7 @@ from riskgate.settings import DatabaseSettings, Settings, SettingsError
 if TYPE_CHECKING:
     from riskgate.auth.service import IssuedCredentials
     from riskgate.db import Pool
+    from riskgate.webhooks.crypto import KeyRing
 
 S = TypeVar("S", bound=DatabaseSettings)
 T = TypeVar("T")
@@ -319,6 +320,19 @@ def keys_generate_encryption_key(key_id: str) -> None:
         _fail(str(exc))
 
 
+def _key_ring(settings: Settings) -> KeyRing:
+    """The webhook-secret key ring, or a clear exit when it is missing or malformed."""
+    from riskgate.webhooks.config import load_key_ring
+
+    try:
+        ring = load_key_ring(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+    if not ring.configured:
+        _fail("RISKGATE_WEBHOOK_ENCRYPTION_KEYS (or _FILE) is required to open signing secrets")
+    return ring
+
+
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Re-seal every webhook signing secret under the first key of the ring.
@@ -326,16 +340,9 @@ def keys_rotate() -> None:
     Afterwards no secret needs the older keys; drop them from the ring once every process runs
     with the new one first and stored idempotent responses (72 h) are past.
     """
-    from riskgate.webhooks.config import load_key_ring
     from riskgate.webhooks.service import reseal_all
 
-    settings = _load(Settings)
-    try:
-        ring = load_key_ring(settings)
-    except ValueError as exc:
-        _fail(str(exc))
-    if not ring.configured:
-        _fail("RISKGATE_WEBHOOK_ENCRYPTION_KEYS (or _FILE) is not set")
+    ring = _key_ring(_load(Settings))
     count = _with_pool(lambda pool: reseal_all(pool, ring))
     click.echo(f"re-sealed {count} webhook secret(s) under key {ring.current_key_id}")
 
@@ -348,15 +355,9 @@ def worker(port: int | None) -> None:
     settings = _load(Settings)
     from riskgate.observability.logs import configure_logging
     from riskgate.observability.tracing import configure_tracing
-    from riskgate.webhooks.config import load_key_ring
     from riskgate.webhooks.worker import serve
 
-    try:
-        ring = load_key_ring(settings)
-    except ValueError as exc:
-        _fail(str(exc))
-    if not ring.configured:
-        _fail("RISKGATE_WEBHOOK_ENCRYPTION_KEYS (or _FILE) is required to open signing secrets")
+    _key_ring(settings)  # fail before starting, not at the first delivery
     configure_logging(settings.log_level)
     configure_tracing("riskgate-worker")
     if sys.platform != "win32":

@@ -106,7 +106,26 @@ $$;
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
     FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
 
+-- What GET /v1/webhooks/deliveries shows of a delivery: its state and its 20 latest attempts,
+-- with who may see it (the client whose event it was, or the subscription's owner).
+CREATE VIEW webhook_delivery_log AS
+SELECT d.id, d.client_id, s.owner_client_id, d.subscription_id, d.target_url AS url,
+       d.event_type, d.aggregate_id AS event_ref, d.status, d.attempt_count AS attempts_made,
+       CASE WHEN d.status IN ('pending', 'retrying') THEN d.next_attempt_at END AS next_attempt_at,
+       d.last_status_code, d.last_error_class, d.created_at, d.completed_at,
+       s.status AS subscription_status,
+       coalesce((SELECT jsonb_agg(jsonb_build_object(
+                    'attempt', a.attempt, 'started_at', a.started_at, 'duration_ms', a.duration_ms,
+                    'outcome', a.outcome, 'status_code', a.status_code,
+                    'error_class', a.error_class, 'response_body', a.response_body)
+                    ORDER BY a.attempt DESC)
+                 FROM (SELECT * FROM webhook_attempts wa WHERE wa.delivery_id = d.id
+                       ORDER BY wa.attempt DESC LIMIT 20) a), '[]') AS attempts
+FROM webhook_deliveries d
+LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id;
+
 GRANT SELECT, INSERT, UPDATE, DELETE
     ON webhook_subscriptions, webhook_secrets, webhook_deliveries, webhook_attempts
     TO riskgate_app;
+GRANT SELECT ON webhook_delivery_log TO riskgate_app;
 GRANT EXECUTE ON FUNCTION webhook_uuid7 TO riskgate_app;

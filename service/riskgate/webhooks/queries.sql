@@ -242,44 +242,22 @@ WITH claim AS (
 SELECT won, (SELECT count(*) FROM notify) AS notified FROM claim;
 
 -- name: get_delivery
-SELECT d.id, d.subscription_id, d.target_url AS url, d.event_type, d.aggregate_id AS event_ref,
-       d.status, d.attempt_count AS attempts_made,
-       CASE WHEN d.status IN ('pending', 'retrying') THEN d.next_attempt_at END AS next_attempt_at,
-       d.last_status_code, d.last_error_class, d.created_at, d.completed_at,
-       s.status AS subscription_status,
-       coalesce((SELECT jsonb_agg(jsonb_build_object(
-                    'attempt', a.attempt, 'started_at', a.started_at, 'duration_ms', a.duration_ms,
-                    'outcome', a.outcome, 'status_code', a.status_code,
-                    'error_class', a.error_class, 'response_body', a.response_body)
-                    ORDER BY a.attempt DESC)
-                 FROM (SELECT * FROM webhook_attempts wa WHERE wa.delivery_id = d.id
-                       ORDER BY wa.attempt DESC LIMIT 20) a), '[]') AS attempts
-FROM webhook_deliveries d
-LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.id = $1 AND (d.client_id = $2 OR s.owner_client_id = $2);
+SELECT id, subscription_id, url, event_type, event_ref, status, attempts_made, next_attempt_at,
+       last_status_code, last_error_class, created_at, completed_at, subscription_status, attempts
+FROM webhook_delivery_log
+WHERE id = $1 AND (client_id = $2 OR owner_client_id = $2);
 
 -- name: list_deliveries
-SELECT d.id, d.subscription_id, d.target_url AS url, d.event_type, d.aggregate_id AS event_ref,
-       d.status, d.attempt_count AS attempts_made,
-       CASE WHEN d.status IN ('pending', 'retrying') THEN d.next_attempt_at END AS next_attempt_at,
-       d.last_status_code, d.last_error_class, d.created_at, d.completed_at,
-       s.status AS subscription_status,
-       coalesce((SELECT jsonb_agg(jsonb_build_object(
-                    'attempt', a.attempt, 'started_at', a.started_at, 'duration_ms', a.duration_ms,
-                    'outcome', a.outcome, 'status_code', a.status_code,
-                    'error_class', a.error_class, 'response_body', a.response_body)
-                    ORDER BY a.attempt DESC)
-                 FROM (SELECT * FROM webhook_attempts wa WHERE wa.delivery_id = d.id
-                       ORDER BY wa.attempt DESC LIMIT 20) a), '[]') AS attempts
-FROM webhook_deliveries d
-LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE (d.client_id = $1 OR s.owner_client_id = $1)
-  AND ($2::uuid IS NULL OR d.subscription_id = $2)
-  AND ($3::text IS NULL OR d.status = $3)
-  AND ($4::text IS NULL OR d.event_type = $4)
-  AND ($5::uuid IS NULL OR d.aggregate_id = $5)
-  AND ($6::uuid IS NULL OR d.id < $6)
-ORDER BY d.id DESC
+SELECT id, subscription_id, url, event_type, event_ref, status, attempts_made, next_attempt_at,
+       last_status_code, last_error_class, created_at, completed_at, subscription_status, attempts
+FROM webhook_delivery_log
+WHERE (client_id = $1 OR owner_client_id = $1)
+  AND ($2::uuid IS NULL OR subscription_id = $2)
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR event_type = $4)
+  AND ($5::uuid IS NULL OR event_ref = $5)
+  AND ($6::uuid IS NULL OR id < $6)
+ORDER BY id DESC
 LIMIT $7;
 
 -- name: replay_delivery

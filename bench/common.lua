@@ -1,7 +1,36 @@
--- Shared by the wrk scripts: counts responses per thread and, when the run ends, prints a human
--- summary and one machine-readable line starting with "BENCH_RESULT " (JSON) for bench/run.py.
--- The loading script's init() must set the per-thread globals counter, responses, created,
--- non201 and statuses, and setup() must collect the threads in the table `threads`.
+-- Shared by the wrk scripts: thread setup, per-thread counters and the report. A script loads it
+-- first, calls start_thread(args) from its own init(), and defines request(); response() and
+-- done() are here. done() prints a human summary and one machine-readable line starting with
+-- "BENCH_RESULT " (JSON) for bench/run.py.
+--
+-- Values passed with thread:set() become globals of that thread's Lua state, and thread:get()
+-- reads them back in done(): everything shared that way must be a global, not a local.
+
+threads = {}
+local next_thread_id = 1
+local default_run_id = tostring(os.time())
+
+function setup(thread)
+   thread:set("thread_id", next_thread_id)
+   thread:set("run_id", default_run_id)
+   next_thread_id = next_thread_id + 1
+   table.insert(threads, thread)
+end
+
+-- args[1] is the run id (prefixes every key, so runs against one database never collide),
+-- args[2] the API key sent as X-API-Key.
+function start_thread(args)
+   if args[1] ~= nil and args[1] ~= "" then
+      run_id = args[1]
+   end
+   api_key = args[2]
+   prefix = string.format("bench-%s-t%d-", run_id, thread_id)
+   counter = 0      -- requests generated (sent, or about to be)
+   responses = 0    -- responses read
+   created = 0      -- 201s
+   non201 = 0
+   statuses = {}    -- status code (as a string) -> count, for everything that is not a 201
+end
 
 function response(status, headers, body)
    responses = responses + 1
