@@ -81,8 +81,6 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     # --- HTTP
     max_body_bytes: PositiveInt = 16 * 1024
     """Larger request bodies get 413 before they are parsed."""
-    public_base_url: str = ""
-    """Absolute base for ``Location`` headers; empty means relative locations."""
 
     # --- authentication
     jwt_signing_key_file: str = ""

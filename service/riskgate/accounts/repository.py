@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from riskgate.accounts.schemas import AccountResponse
+from riskgate.accounts.schemas import AccountResponse, AccountStatus
 from riskgate.db import Pool, load_queries
 from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
 from riskgate.money import format_minor
@@ -31,7 +31,7 @@ class AccountHead:
     customer_ref: str
     currency: str
     balance_minor: int
-    status: str
+    status: AccountStatus
 
 
 async def next_account_id(pool: Pool) -> int:

@@ -68,7 +68,7 @@ class AccountService:
             customer_ref=head.customer_ref,
             currency=head.currency,
             balance=format_minor(head.balance_minor, head.currency),
-            status=head.status,  # type: ignore[arg-type]
+            status=head.status,
             transactions=rows[:limit],
             next_cursor=None,
         )

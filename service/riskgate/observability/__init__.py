@@ -14,7 +14,7 @@ empty directory) before any worker starts when there are several workers. Pass
 """
 
 from riskgate.observability.logs import configure_logging, current_request_id, request_id_var
-from riskgate.observability.metrics import mark_process_dead, render_metrics
+from riskgate.observability.metrics import render_metrics
 from riskgate.observability.middleware import ObservabilityMiddleware, log_unhandled_exception
 from riskgate.observability.tracing import (
     configure_tracing,
@@ -30,7 +30,6 @@ __all__ = [
     "current_trace_context",
     "format_traceparent",
     "log_unhandled_exception",
-    "mark_process_dead",
     "render_metrics",
     "request_id_var",
 ]

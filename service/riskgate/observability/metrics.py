@@ -69,7 +69,6 @@ __all__ = [
     "WebhookErrorClass",
     "WebhookOutcome",
     "WebhookQueue",
-    "mark_process_dead",
     "multiprocess_enabled",
     "observe_http_request",
     "record_decision",
@@ -393,11 +392,6 @@ def record_subscription_disabled(reason: SubscriptionDisabledReason) -> None:
 
 
 # =================================================================================================
-# (Next domains: add a section above this line.)
-# =================================================================================================
-
-
-# =================================================================================================
 # Exposition
 # =================================================================================================
 
@@ -418,9 +412,3 @@ def render_metrics() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def mark_process_dead(pid: int) -> None:
-    """Forget the live gauges of a dead worker (call from the server's worker-exit hook)."""
-    if multiprocess_enabled():
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
