@@ -8,7 +8,7 @@
 
 What it does, in order:
 
-1. starts ``riskgate.embedded.EmbeddedPostgres`` and ``EmbeddedRedis`` in a temporary directory
+1. starts ``riskgate_dev.embedded.EmbeddedPostgres`` and ``EmbeddedRedis`` in a temporary directory
    (PostgreSQL defaults as shipped: fsync on, synchronous_commit on),
 2. creates the database and applies the migrations (``riskgate.migrate.migrate``),
 3. starts ``riskgate api --workers N`` as a subprocess, configured only through ``RISKGATE_*``
@@ -57,8 +57,8 @@ from typing import Any
 import asyncpg
 import psutil
 
-from riskgate.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from riskgate.migrate import migrate
+from riskgate_dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATABASE = "riskgate"

@@ -43,10 +43,10 @@ import asyncpg
 import psutil
 
 from riskgate.auth.signing import generate_private_key_pem
-from riskgate.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from riskgate.migrate import migrate
 from riskgate.webhooks.crypto import KeyRing, generate_key_entry
 from riskgate.webhooks.signing import new_secret
+from riskgate_dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from webhook_receiver import Received, Receiver

@@ -26,11 +26,11 @@ from riskgate.auth.repository import ClientRecord, client_by_name
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin, IssuedCredentials
 from riskgate.auth.signing import generate_private_key_pem
-from riskgate.embedded import EmbeddedPostgres, EmbeddedRedis
 from riskgate.migrate import migrate
 from riskgate.observability.middleware import ObservabilityMiddleware
 from riskgate.runtime import Runtime
 from riskgate.settings import Settings
+from riskgate_dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 

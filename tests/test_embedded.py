@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from riskgate.embedded import (
+from riskgate_dev.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
     EmbeddedServerError,
@@ -148,7 +148,7 @@ def test_redis_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
         import sys, time
         sys.path.insert(0, {str(SERVICE_DIR)!r})
         from pathlib import Path
-        from riskgate.embedded import EmbeddedRedis
+        from riskgate_dev.embedded import EmbeddedRedis
         server = EmbeddedRedis(Path({str(tmp_path / "orphan")!r}))
         server.start()
         print(server.pid, flush=True)

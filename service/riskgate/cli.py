@@ -381,7 +381,10 @@ def worker(port: int | None) -> None:
 )
 def dev(host: str, port: int, workers: int, data_dir: Path) -> None:
     """Everything on one machine: embedded PostgreSQL and Redis, migrations, the API."""
-    from riskgate.devmode import run_dev
+    try:
+        from riskgate_dev.devmode import run_dev
+    except ImportError as exc:  # the embedded servers come with the `dev` extra only
+        _fail(f"riskgate dev needs the dev extra (no {exc.name}): pip install 'riskgate[dev]'")
 
     run_dev(host=host, port=port, workers=workers, data_dir=data_dir.resolve(), serve=_serve)
 

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from conftest import RunningApp, new_event_id, new_key, running_app, settings_with
-from riskgate.embedded import EmbeddedPostgres
 from riskgate.migrate import migrate
 from riskgate.settings import Settings
+from riskgate_dev.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from riskgate.embedded import free_port
+from riskgate_dev.embedded import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import RunningApp, new_event_id, new_key
-from riskgate.embedded import EmbeddedRedis
 from riskgate.settings import Settings
+from riskgate_dev.embedded import EmbeddedRedis
 
 PROBLEMS = "https://riskgate.io/problems/"
 

@@ -25,8 +25,8 @@ import asyncpg
 import pytest
 
 from conftest import fresh_database
-from riskgate.embedded import EmbeddedPostgres
 from riskgate.migrate import MigrationError, available_migrations, migrate
+from riskgate_dev.embedded import EmbeddedPostgres
 
 SNAPSHOT = Path(__file__).with_name("expected_schema.txt")
 UPDATE_ENV = "RISKGATE_UPDATE_SCHEMA_SNAPSHOT"

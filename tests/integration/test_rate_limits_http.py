@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import RunningApp, new_event_id, new_key, register_client
-from riskgate.embedded import EmbeddedRedis
+from riskgate_dev.embedded import EmbeddedRedis
 
 PROBLEMS = "https://riskgate.io/problems/"
 LIST = "/v1/events"

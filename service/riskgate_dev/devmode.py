@@ -18,9 +18,9 @@ from riskgate.auth.repository import client_by_name
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin, ClientExists
 from riskgate.auth.signing import generate_private_key_pem
-from riskgate.embedded import EmbeddedPostgres, EmbeddedRedis
 from riskgate.migrate import migrate
 from riskgate.settings import DatabaseSettings, Settings
+from riskgate_dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
 DATABASE = "riskgate"
 DEMO_CLIENT = "demo-app"
