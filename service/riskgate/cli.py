@@ -187,6 +187,18 @@ def clients_create(name: str, scopes: str, rate_limit: str | None) -> None:
     """Register a client; prints its client_id, client_secret and an API key, once."""
     from riskgate.auth.scopes import UnknownScope
     from riskgate.auth.service import ClientAdmin, ClientExists
+
+    _check_client_options(name, rate_limit)
+    try:
+        issued = _with_pool(
+            lambda pool: ClientAdmin(pool).create(name, scopes, rate_limit=rate_limit)
+        )
+    except (UnknownScope, ClientExists) as exc:
+        _fail(str(exc))
+    _show_credentials(issued)
+
+
+def _check_client_options(name: str, rate_limit: str | None) -> None:
     from riskgate.ratelimit.limiter import RateLimitPolicy
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,62}", name):
@@ -196,13 +208,63 @@ def clients_create(name: str, scopes: str, rate_limit: str | None) -> None:
             RateLimitPolicy.parse(rate_limit)
         except ValueError as exc:
             _fail(f"--rate-limit: {exc}")
+
+
+MIN_ENSURED_SECRET = 16
+
+
+def _read_secret(path: Path) -> str:
+    """The secret in ``path``, without the surrounding whitespace files usually add."""
     try:
-        issued = _with_pool(
-            lambda pool: ClientAdmin(pool).create(name, scopes, rate_limit=rate_limit)
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        _fail(f"--secret-file {path}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail(f"--secret-file {path}: not UTF-8 text")
+    if len(secret) < MIN_ENSURED_SECRET or any(c.isspace() for c in secret):
+        _fail(f"--secret-file {path}: need at least {MIN_ENSURED_SECRET} characters, no spaces")
+    return secret
+
+
+@clients.command("ensure")
+@click.option("--name", required=True, help="The client_id: 2-63 of a-z 0-9 . _ -")
+@click.option("--scopes", required=True, help='Space-separated, e.g. "score:write events:read".')
+@click.option(
+    "--secret-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the client_secret (e.g. a mounted Kubernetes Secret).",
+)
+@click.option(
+    "--rate-limit", default=None, help="Own policy, e.g. 100/60s (omitted: RISKGATE_RATE_LIMIT)."
+)
+def clients_ensure(name: str, scopes: str, secret_file: Path, rate_limit: str | None) -> None:
+    """Create or update a client to exactly these settings, idempotently (bootstrap jobs).
+
+    The client_id is NAME and the secret comes from a file, never argv, so both can live in a
+    Secret before the client exists. Unchanged inputs write nothing; a changed secret, scope
+    set or rate limit is one audited update. No API key is issued; the status is left alone.
+    """
+    from riskgate.auth.scopes import UnknownScope
+    from riskgate.auth.service import ClientAdmin, ClientContended
+
+    _check_client_options(name, rate_limit)
+    secret = _read_secret(secret_file)
+    try:
+        done = _with_pool(
+            lambda pool: ClientAdmin(pool).ensure(name, scopes, secret, rate_limit=rate_limit)
         )
-    except (UnknownScope, ClientExists) as exc:
+    except (UnknownScope, ClientContended) as exc:
         _fail(str(exc))
-    _show_credentials(issued)
+    click.echo(f"client_id: {name}")
+    if done.created:
+        click.echo(f"{name} created")
+    elif done.changed:
+        click.echo(f"{name} updated: {', '.join(done.changed)}")
+    else:
+        click.echo(f"{name} unchanged")
+    if not done.active:
+        click.secho(f"{name} is disabled; `riskgate clients enable {name}` re-enables it", err=True)
 
 
 @clients.command("list")

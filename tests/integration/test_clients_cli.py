@@ -8,6 +8,7 @@ effect at the very next request (the test settings cache nothing).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import stat
@@ -248,3 +249,115 @@ async def test_generate_signing_key_writes_a_private_0600_pem_and_never_overwrit
     assert again.code == 2
     assert "refusing to overwrite" in again.err
     assert path.read_bytes() == pem
+
+
+# --- clients ensure: create-or-update for bootstrap jobs -----------------------------------------
+
+
+def secret_file(tmp_path: Path, secret: str) -> Path:
+    path = tmp_path / f"secret-{uuid.uuid4().hex[:6]}"
+    path.write_text(secret + "\n")  # as `kubectl create secret --from-file` often stores it
+    return path
+
+
+async def ensure(env: dict[str, str], name: str, scopes: str, secret: Path, *more: str) -> Run:
+    return await riskgate(
+        env,
+        "clients",
+        "ensure",
+        "--name",
+        name,
+        "--scopes",
+        scopes,
+        "--secret-file",
+        str(secret),
+        *more,
+    )
+
+
+async def audit_actions(db: asyncpg.Connection[Any], name: str) -> list[tuple[str, Any]]:
+    rows = await db.fetch(
+        "SELECT a.action, a.details FROM audit_log a JOIN clients c ON a.entity_id = c.id::text "
+        "WHERE a.entity_type = 'client' AND c.name = $1 ORDER BY a.id",
+        name,
+    )
+    return [(row["action"], json.loads(row["details"])) for row in rows]
+
+
+async def test_ensure_creates_a_client_named_by_its_id_then_changes_only_what_changed(
+    app: RunningApp, cli_env: dict[str, str], db: asyncpg.Connection[Any], tmp_path: Path
+) -> None:
+    name, old, new = new_name(), f"rgs_old_{uuid.uuid4().hex}", f"rgs_new_{uuid.uuid4().hex}"
+    scopes, path = "events:read subscriptions:sync", secret_file(tmp_path, old)
+    run = await ensure(cli_env, name, scopes, path)
+    assert run.code == 0, run.err
+    assert run.out.splitlines() == [f"client_id: {name}", f"{name} created"]
+    assert old not in run.out + run.err
+    assert await token_status(app, name, old) == (200, None)
+    client = await db.fetchrow("SELECT * FROM clients WHERE name = $1", name)
+    assert client is not None
+    assert sorted(client["scopes"]) == ["events:read", "subscriptions:sync"]
+    # Nobody would ever see an API key issued here, so none is.
+    keys = await db.fetchval("SELECT count(*) FROM api_keys WHERE client_ref = $1", client["id"])
+    assert keys == 0
+
+    again = await ensure(cli_env, name, scopes, path)
+    assert again.out.splitlines() == [f"client_id: {name}", f"{name} unchanged"]
+    assert await db.fetchrow("SELECT * FROM clients WHERE name = $1", name) == client
+
+    rotated = await ensure(cli_env, name, scopes, secret_file(tmp_path, new))
+    assert rotated.out.splitlines() == [f"client_id: {name}", f"{name} updated: secret"]
+    assert await token_status(app, name, old) == (401, "invalid_client")
+    assert await token_status(app, name, new) == (200, None)
+    audit = await audit_actions(db, name)
+    assert [(action, details.get("changed")) for action, details in audit] == [
+        ("client.created", None),
+        ("client.updated", ["secret"]),
+    ]
+    assert old not in json.dumps(audit)
+    assert new not in json.dumps(audit)
+
+
+async def test_two_ensure_processes_at_once_make_one_client_and_one_change(
+    app: RunningApp, cli_env: dict[str, str], db: asyncpg.Connection[Any], tmp_path: Path
+) -> None:
+    name = new_name()
+    first, second = (
+        secret_file(tmp_path, f"rgs_{uuid.uuid4().hex}"),
+        secret_file(tmp_path, f"rgs_{uuid.uuid4().hex}"),
+    )
+    for path, outcome in ((first, "created"), (second, "updated: secret")):
+        runs = await asyncio.gather(*(ensure(cli_env, name, "events:read", path) for _ in range(2)))
+        assert [run.code for run in runs] == [0, 0], [run.err for run in runs]
+        assert sorted(run.out.splitlines()[1] for run in runs) == sorted(
+            [f"{name} {outcome}", f"{name} unchanged"]
+        )
+    assert await db.fetchval("SELECT count(*) FROM clients WHERE name = $1", name) == 1
+    assert [action for action, _ in await audit_actions(db, name)] == [
+        "client.created",
+        "client.updated",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(None, "No such file or directory", id="missing"),
+        pytest.param("two words", "at least 16 characters, no spaces", id="weak"),
+    ],
+)
+async def test_ensure_refuses_an_unusable_secret_file_and_writes_nothing(
+    cli_env: dict[str, str],
+    db: asyncpg.Connection[Any],
+    tmp_path: Path,
+    content: str | None,
+    message: str,
+) -> None:
+    name, path = new_name(), tmp_path / "secret"
+    if content is not None:
+        path.write_text(content)
+    run = await ensure(cli_env, name, "events:read", path)
+    assert run.code == 2, (run.out, run.err)
+    assert message in run.err
+    assert "Traceback" not in run.err
+    assert await db.fetchval("SELECT count(*) FROM clients WHERE name = $1", name) == 0
