@@ -345,22 +345,47 @@ def keys() -> None:
     """Signing keys for access tokens."""
 
 
+_IF_MISSING_HELP = (
+    "If PATH exists, check the key in it and exit 0 without touching it (bootstrap jobs that "
+    "run on every deploy)."
+)
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Create ``path`` (mode 0600) holding ``data``; False if it already exists. Exclusive
+    creation, so of two jobs racing for one path exactly one writes."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror}")
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    return True
+
+
 @keys.command("generate-signing-key")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def keys_generate(path: Path) -> None:
-    """Write a new Ed25519 private key (PEM, mode 0600) to PATH.
+@click.option("--if-missing", is_flag=True, help=_IF_MISSING_HELP)
+def keys_generate(path: Path, if_missing: bool) -> None:
+    """Write a new Ed25519 private key (PEM, mode 0600) to PATH; never overwrites one.
 
     Rotation: point RISKGATE_JWT_PREVIOUS_KEY_FILE at the old key and RISKGATE_JWT_SIGNING_KEY_FILE
     at the new one; tokens signed by the old key stay valid until they expire.
     """
-    from riskgate.auth.signing import generate_private_key_pem, thumbprint_of_pem
+    from riskgate.auth.signing import KeyFileError, SigningKeys, generate_private_key_pem
 
-    if path.exists():
-        _fail(f"{path} exists; refusing to overwrite a key")
     pem = generate_private_key_pem()
-    path.touch(mode=0o600)
-    path.write_bytes(pem)
-    click.echo(f"wrote {path} (kid {thumbprint_of_pem(pem)})")
+    wrote = _write_new(path, pem)
+    if not wrote and not if_missing:
+        _fail(f"{path} exists; refusing to overwrite a key")
+    try:  # loaded as the API will load it: a bad kept file fails this job, not the pods
+        keys = SigningKeys.from_files(path, None, issuer="", audience="")
+    except KeyFileError as exc:
+        _fail(str(exc))
+    kid = keys.jwks()["keys"][0]["kid"]
+    click.echo(f"{'wrote' if wrote else 'kept'} {path} (kid {kid})")
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -368,18 +393,41 @@ def keys_generate(path: Path) -> None:
 
 @keys.command("generate-encryption-key")
 @click.option("--key-id", required=True, help="Name of the key in the ring, e.g. 2026-11.")
-def keys_generate_encryption_key(key_id: str) -> None:
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the entry to this file (mode 0600, never overwritten) instead of printing it.",
+)
+@click.option("--if-missing", is_flag=True, help=_IF_MISSING_HELP.replace("PATH", "--output"))
+def keys_generate_encryption_key(key_id: str, output: Path | None, if_missing: bool) -> None:
     """Print a new webhook-secret encryption key entry, ``<key id>:<base64 key>``.
 
     Put it first in RISKGATE_WEBHOOK_ENCRYPTION_KEYS (keep the old entries after it), restart,
-    then run ``riskgate keys rotate``.
+    then run ``riskgate keys rotate``. With --output the entry goes to a file that
+    RISKGATE_WEBHOOK_ENCRYPTION_KEYS_FILE can name.
     """
-    from riskgate.webhooks.crypto import KeyRingError, generate_key_entry
+    from riskgate.webhooks.crypto import KeyRing, KeyRingError, generate_key_entry
 
     try:
-        click.echo(generate_key_entry(key_id))
+        entry = generate_key_entry(key_id)
     except KeyRingError as exc:
         _fail(str(exc))
+    if output is None:
+        if if_missing:
+            _fail("--if-missing needs --output")
+        click.echo(entry)
+        return
+    wrote = _write_new(output, f"{entry}\n".encode())
+    if not wrote and not if_missing:
+        _fail(f"{output} exists; refusing to overwrite a key")
+    try:
+        ring = KeyRing.parse(output.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, KeyRingError) as exc:
+        _fail(f"{output}: {exc}")
+    if not ring.configured:
+        _fail(f"{output} holds no key")
+    click.echo(f"{'wrote' if wrote else 'kept'} {output} (current key {ring.current_key_id})")
 
 
 def _key_ring(settings: Settings) -> KeyRing:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import RunningApp
 from riskgate.auth.signing import thumbprint
+from riskgate.webhooks.crypto import KeyRing
 
 LIST = "/v1/events"
 
@@ -361,3 +362,49 @@ async def test_ensure_refuses_an_unusable_secret_file_and_writes_nothing(
     assert message in run.err
     assert "Traceback" not in run.err
     assert await db.fetchval("SELECT count(*) FROM clients WHERE name = $1", name) == 0
+
+
+# --- keys for bootstrap jobs: generated once, kept afterwards ------------------------------------
+
+
+async def test_generate_signing_key_if_missing_writes_once_then_keeps_and_checks_the_key(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "signing.pem"
+    first = await riskgate(cli_env, "keys", "generate-signing-key", "--if-missing", str(path))
+    assert first.code == 0, first.err
+    assert first.out.startswith(f"wrote {path} (kid ")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    pem = path.read_bytes()
+
+    again = await riskgate(cli_env, "keys", "generate-signing-key", "--if-missing", str(path))
+    assert again.code == 0, again.err
+    assert again.out == first.out.replace("wrote", "kept", 1)
+    assert path.read_bytes() == pem
+
+    path.write_text("not a key\n")
+    broken = await riskgate(cli_env, "keys", "generate-signing-key", "--if-missing", str(path))
+    assert broken.code == 2
+    assert str(path) in broken.err
+    assert "Traceback" not in broken.err
+    assert path.read_text() == "not a key\n"
+
+
+async def test_generate_encryption_key_to_a_file_writes_once_and_never_prints_the_key(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "ring"
+    args = ("keys", "generate-encryption-key", "--key-id", "k1", "--output", str(path))
+    first = await riskgate(cli_env, *args, "--if-missing")
+    assert (first.code, first.out.strip()) == (0, f"wrote {path} (current key k1)"), first.err
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    entry = path.read_text()
+    assert KeyRing.parse(entry).current_key_id == "k1"
+    assert entry.strip().split(":")[1] not in first.out + first.err
+
+    kept = await riskgate(cli_env, *args, "--if-missing")
+    assert (kept.code, kept.out.strip()) == (0, f"kept {path} (current key k1)"), kept.err
+    refused = await riskgate(cli_env, *args)
+    assert refused.code == 2
+    assert "refusing to overwrite" in refused.err
+    assert path.read_text() == entry
