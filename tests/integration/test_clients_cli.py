@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import RunningApp
+from conftest import RunningApp, client_audit
 from riskgate.auth.signing import thumbprint
 from riskgate.webhooks.crypto import KeyRing
 
@@ -276,15 +276,6 @@ async def ensure(env: dict[str, str], name: str, scopes: str, secret: Path, *mor
     )
 
 
-async def audit_actions(db: asyncpg.Connection[Any], name: str) -> list[tuple[str, Any]]:
-    rows = await db.fetch(
-        "SELECT a.action, a.details FROM audit_log a JOIN clients c ON a.entity_id = c.id::text "
-        "WHERE a.entity_type = 'client' AND c.name = $1 ORDER BY a.id",
-        name,
-    )
-    return [(row["action"], json.loads(row["details"])) for row in rows]
-
-
 async def test_ensure_creates_a_client_named_by_its_id_then_changes_only_what_changed(
     app: RunningApp, cli_env: dict[str, str], db: asyncpg.Connection[Any], tmp_path: Path
 ) -> None:
@@ -310,7 +301,7 @@ async def test_ensure_creates_a_client_named_by_its_id_then_changes_only_what_ch
     assert rotated.out.splitlines() == [f"client_id: {name}", f"{name} updated: secret"]
     assert await token_status(app, name, old) == (401, "invalid_client")
     assert await token_status(app, name, new) == (200, None)
-    audit = await audit_actions(db, name)
+    audit = await client_audit(db, name)
     assert [(action, details.get("changed")) for action, details in audit] == [
         ("client.created", None),
         ("client.updated", ["secret"]),
@@ -334,7 +325,7 @@ async def test_two_ensure_processes_at_once_make_one_client_and_one_change(
             [f"{name} {outcome}", f"{name} unchanged"]
         )
     assert await db.fetchval("SELECT count(*) FROM clients WHERE name = $1", name) == 1
-    assert [action for action, _ in await audit_actions(db, name)] == [
+    assert [action for action, _ in await client_audit(db, name)] == [
         "client.created",
         "client.updated",
     ]

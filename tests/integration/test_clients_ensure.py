@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from conftest import RunningApp
+from conftest import RunningApp, client_audit
 from riskgate.auth.credentials import verify_secret
 from riskgate.auth.service import ClientAdmin, Ensured
 
@@ -21,15 +21,6 @@ def new_name() -> str:
 
 def new_secret() -> str:
     return f"rgs_{uuid.uuid4().hex}"
-
-
-async def audit_of(db: asyncpg.Connection[Any], name: str) -> list[tuple[str, Any]]:
-    rows = await db.fetch(
-        "SELECT a.action, a.details FROM audit_log a JOIN clients c ON a.entity_id = c.id::text "
-        "WHERE a.entity_type = 'client' AND c.name = $1 ORDER BY a.id",
-        name,
-    )
-    return [(row["action"], json.loads(row["details"])) for row in rows]
 
 
 async def test_scopes_and_rate_limit_changes_are_audited_with_the_new_values(
@@ -47,15 +38,15 @@ async def test_scopes_and_rate_limit_changes_are_audited_with_the_new_values(
     row = await db.fetchrow("SELECT scopes, rate_limit FROM clients WHERE name = $1", name)
     assert row is not None
     assert (sorted(row["scopes"]), row["rate_limit"]) == (["events:read", "score:write"], None)
-    assert [(action, details.get("changed")) for action, details in await audit_of(db, name)] == [
+    audit = await client_audit(db, name)
+    assert [(action, details.get("changed")) for action, details in audit] == [
         ("client.created", None),
         ("client.updated", ["scopes", "rate_limit"]),
         ("client.updated", ["rate_limit"]),
     ]
-    [_, (_, first_update), _] = await audit_of(db, name)
-    assert first_update["scopes"] == ["events:read", "score:write"]
-    assert first_update["rate_limit"] == "9/1h"
-    assert secret not in json.dumps(await audit_of(db, name))
+    assert audit[1][1]["scopes"] == ["events:read", "score:write"]
+    assert audit[1][1]["rate_limit"] == "9/1h"
+    assert secret not in json.dumps(audit)
 
 
 async def test_a_disabled_client_stays_disabled(app: RunningApp) -> None:
@@ -87,7 +78,7 @@ async def test_four_concurrent_ensures_make_one_client_then_one_secret_change(
 
     stored = await db.fetchval("SELECT secret_hash FROM clients WHERE name = $1", name)
     assert verify_secret(second, stored)
-    assert [action for action, _ in await audit_of(db, name)] == [
+    assert [action for action, _ in await client_audit(db, name)] == [
         "client.created",
         "client.updated",
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,12 @@ async def _sentinel_sees_everyone(sentinel: Redis) -> bool:
 
 
 @pytest.fixture
-async def group(tmp_path: Path) -> AsyncIterator[SentinelGroup]:
-    """Master, replica and three sentinels that all know each other; stopped by PID after."""
+async def group(data_root: Path) -> AsyncIterator[SentinelGroup]:
+    """Master, replica and three sentinels that all know each other; stopped by PID after.
+
+    Under ``data_root``, not pytest's basetemp: sentinels rewrite their config files as they
+    run, and another pytest run may prune basetemp meanwhile."""
+    tmp_path = data_root / f"sentinel-group-{uuid.uuid4().hex[:8]}"
     with contextlib.ExitStack() as stack:
         master = stack.enter_context(EmbeddedRedis(tmp_path / "master", password=NODE_PASSWORD))
         replica = stack.enter_context(

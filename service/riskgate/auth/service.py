@@ -49,6 +49,17 @@ def _new_api_key(key: str) -> NewApiKey:
     )
 
 
+def _new_client(name: str, scopes: str, secret: str, rate_limit: str | None) -> ClientRecord:
+    return ClientRecord(
+        id=uuid.uuid4(),
+        name=name,
+        secret_hash=credentials.hash_secret(secret),
+        scopes=parse_scopes(scopes),
+        active=True,
+        rate_limit=rate_limit,
+    )
+
+
 class ClientExists(Exception):
     pass
 
@@ -97,14 +108,7 @@ class ClientAdmin:
         """Register a client; ``secret`` is only for the dev demo, real clients get a random one."""
         secret = secret or credentials.new_client_secret()
         api_key = credentials.new_api_key()
-        client = ClientRecord(
-            id=uuid.uuid4(),
-            name=name,
-            secret_hash=credentials.hash_secret(secret),
-            scopes=parse_scopes(scopes),
-            active=True,
-            rate_limit=rate_limit,
-        )
+        client = _new_client(name, scopes, secret, rate_limit)
         if not await repository.create_client(
             self._pool, client, _new_api_key(api_key), self._actor
         ):
@@ -123,14 +127,7 @@ class ClientAdmin:
         disabled stays disabled. Concurrent runs are safe: the insert is ``ON CONFLICT DO
         NOTHING`` and the update a compare-and-set, retried on a fresh read.
         """
-        wanted = ClientRecord(
-            id=uuid.uuid4(),
-            name=name,
-            secret_hash=credentials.hash_secret(secret),
-            scopes=parse_scopes(scopes),
-            active=True,
-            rate_limit=rate_limit,
-        )
+        wanted = _new_client(name, scopes, secret, rate_limit)
         for _ in range(_ENSURE_ATTEMPTS):
             if await repository.create_client(self._pool, wanted, None, self._actor):
                 return Ensured(created=True, changed=(), active=True)
