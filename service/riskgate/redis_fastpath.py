@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.client import Redis
 from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -34,8 +36,10 @@ def _fail_fast(settings: Settings) -> dict[str, Any]:
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "health_check_interval": 30,
-        # Failing fast matters more than one retry: the caller has a PostgreSQL fallback.
-        "retry_on_timeout": False,
+        # Failing fast matters more than one retry: the caller has a PostgreSQL fallback. Set
+        # explicitly: redis-py's default for a client built from host and port (as the sentinel
+        # clients are) is three retries with seconds of backoff.
+        "retry": Retry(NoBackoff(), retries=0),
     }
 
 
@@ -76,8 +80,7 @@ def _node_options(url: str) -> dict[str, Any]:
 
 def _sentinel_options(settings: Settings, node: dict[str, Any]) -> dict[str, Any]:
     """Sentinels speak TLS when the nodes do (one deployment), and have their own password."""
-    options = {k: v for k, v in node.items() if k.startswith("ssl")}
-    options["socket_timeout"] = options["socket_connect_timeout"] = settings.redis_timeout_seconds
+    options = {k: v for k, v in node.items() if k.startswith("ssl")} | _fail_fast(settings)
     if settings.redis_sentinel_password:
         options["password"] = settings.redis_sentinel_password
     return options

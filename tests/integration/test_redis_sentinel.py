@@ -197,3 +197,25 @@ async def test_the_app_follows_a_sentinel_failover_and_every_write_stays_exactly
                     "SELECT count(*) FROM events WHERE event_id = $1", write.body["event_id"]
                 )
                 assert count == 1
+
+
+async def test_with_every_sentinel_unreachable_the_app_serves_as_with_redis_down(
+    settings: Settings, db: asyncpg.Connection[Any]
+) -> None:
+    nobody = ",".join(f"127.0.0.1:{free_port()}" for _ in range(3))
+    tuned = settings_with(settings, redis_sentinels=nobody, redis_retry_after_seconds=0.2)
+    async with running_app(tuned) as app:
+        started = time.monotonic()
+        scored = await score(app.client, times=3)
+        # Fail fast: no retries with backoff against sentinels that are not there.
+        assert time.monotonic() - started < 3.0
+        assert "ratelimit" not in scored.response.headers
+        assert (await app.client.get("/v1/health/ready")).json() == {
+            "status": "degraded",
+            "postgres": "up",
+            "redis": "down",
+        }
+    count = await db.fetchval(
+        "SELECT count(*) FROM events WHERE event_id = $1", scored.body["event_id"]
+    )
+    assert count == 1
