@@ -7,6 +7,7 @@ with service containers), otherwise the fixtures start embedded ones from Python
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -225,6 +226,16 @@ async def app_on_own_redis(
     tuned = settings_with(settings, redis_url=own_redis.url, redis_retry_after_seconds=0.2)
     async with running_app(tuned) as running:
         yield running
+
+
+async def client_audit(db: asyncpg.Connection[Any], name: str) -> list[tuple[str, Any]]:
+    """(action, details) of every audit row about client ``name``, oldest first."""
+    rows = await db.fetch(
+        "SELECT a.action, a.details FROM audit_log a JOIN clients c ON a.entity_id = c.id::text "
+        "WHERE a.entity_type = 'client' AND c.name = $1 ORDER BY a.id",
+        name,
+    )
+    return [(row["action"], json.loads(row["details"])) for row in rows]
 
 
 def new_key() -> str:

@@ -187,6 +187,18 @@ def clients_create(name: str, scopes: str, rate_limit: str | None) -> None:
     """Register a client; prints its client_id, client_secret and an API key, once."""
     from riskgate.auth.scopes import UnknownScope
     from riskgate.auth.service import ClientAdmin, ClientExists
+
+    _check_client_options(name, rate_limit)
+    try:
+        issued = _with_pool(
+            lambda pool: ClientAdmin(pool).create(name, scopes, rate_limit=rate_limit)
+        )
+    except (UnknownScope, ClientExists) as exc:
+        _fail(str(exc))
+    _show_credentials(issued)
+
+
+def _check_client_options(name: str, rate_limit: str | None) -> None:
     from riskgate.ratelimit.limiter import RateLimitPolicy
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,62}", name):
@@ -196,13 +208,63 @@ def clients_create(name: str, scopes: str, rate_limit: str | None) -> None:
             RateLimitPolicy.parse(rate_limit)
         except ValueError as exc:
             _fail(f"--rate-limit: {exc}")
+
+
+MIN_ENSURED_SECRET = 16
+
+
+def _read_secret(path: Path) -> str:
+    """The secret in ``path``, without the surrounding whitespace files usually add."""
     try:
-        issued = _with_pool(
-            lambda pool: ClientAdmin(pool).create(name, scopes, rate_limit=rate_limit)
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        _fail(f"--secret-file {path}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail(f"--secret-file {path}: not UTF-8 text")
+    if len(secret) < MIN_ENSURED_SECRET or any(c.isspace() for c in secret):
+        _fail(f"--secret-file {path}: need at least {MIN_ENSURED_SECRET} characters, no spaces")
+    return secret
+
+
+@clients.command("ensure")
+@click.option("--name", required=True, help="The client_id: 2-63 of a-z 0-9 . _ -")
+@click.option("--scopes", required=True, help='Space-separated, e.g. "score:write events:read".')
+@click.option(
+    "--secret-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the client_secret (e.g. a mounted Kubernetes Secret).",
+)
+@click.option(
+    "--rate-limit", default=None, help="Own policy, e.g. 100/60s (omitted: RISKGATE_RATE_LIMIT)."
+)
+def clients_ensure(name: str, scopes: str, secret_file: Path, rate_limit: str | None) -> None:
+    """Create or update a client to exactly these settings, idempotently (bootstrap jobs).
+
+    The client_id is NAME and the secret comes from a file, never argv, so both can live in a
+    Secret before the client exists. Unchanged inputs write nothing; a changed secret, scope
+    set or rate limit is one audited update. No API key is issued; the status is left alone.
+    """
+    from riskgate.auth.scopes import UnknownScope
+    from riskgate.auth.service import ClientAdmin, ClientContended
+
+    _check_client_options(name, rate_limit)
+    secret = _read_secret(secret_file)
+    try:
+        done = _with_pool(
+            lambda pool: ClientAdmin(pool).ensure(name, scopes, secret, rate_limit=rate_limit)
         )
-    except (UnknownScope, ClientExists) as exc:
+    except (UnknownScope, ClientContended) as exc:
         _fail(str(exc))
-    _show_credentials(issued)
+    click.echo(f"client_id: {name}")
+    if done.created:
+        click.echo(f"{name} created")
+    elif done.changed:
+        click.echo(f"{name} updated: {', '.join(done.changed)}")
+    else:
+        click.echo(f"{name} unchanged")
+    if not done.active:
+        click.secho(f"{name} is disabled; `riskgate clients enable {name}` re-enables it", err=True)
 
 
 @clients.command("list")
@@ -283,22 +345,47 @@ def keys() -> None:
     """Signing keys for access tokens."""
 
 
+_IF_MISSING_HELP = (
+    "If PATH exists, check the key in it and exit 0 without touching it (bootstrap jobs that "
+    "run on every deploy)."
+)
+
+
+def _write_new(path: Path, data: bytes) -> bool:
+    """Create ``path`` (mode 0600) holding ``data``; False if it already exists. Exclusive
+    creation, so of two jobs racing for one path exactly one writes."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror}")
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    return True
+
+
 @keys.command("generate-signing-key")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def keys_generate(path: Path) -> None:
-    """Write a new Ed25519 private key (PEM, mode 0600) to PATH.
+@click.option("--if-missing", is_flag=True, help=_IF_MISSING_HELP)
+def keys_generate(path: Path, if_missing: bool) -> None:
+    """Write a new Ed25519 private key (PEM, mode 0600) to PATH; never overwrites one.
 
     Rotation: point RISKGATE_JWT_PREVIOUS_KEY_FILE at the old key and RISKGATE_JWT_SIGNING_KEY_FILE
     at the new one; tokens signed by the old key stay valid until they expire.
     """
-    from riskgate.auth.signing import generate_private_key_pem, thumbprint_of_pem
+    from riskgate.auth.signing import KeyFileError, SigningKeys, generate_private_key_pem
 
-    if path.exists():
-        _fail(f"{path} exists; refusing to overwrite a key")
     pem = generate_private_key_pem()
-    path.touch(mode=0o600)
-    path.write_bytes(pem)
-    click.echo(f"wrote {path} (kid {thumbprint_of_pem(pem)})")
+    wrote = _write_new(path, pem)
+    if not wrote and not if_missing:
+        _fail(f"{path} exists; refusing to overwrite a key")
+    try:  # loaded as the API will load it: a bad kept file fails this job, not the pods
+        keys = SigningKeys.from_files(path, None, issuer="", audience="")
+    except KeyFileError as exc:
+        _fail(str(exc))
+    kid = keys.jwks()["keys"][0]["kid"]
+    click.echo(f"{'wrote' if wrote else 'kept'} {path} (kid {kid})")
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -306,18 +393,41 @@ def keys_generate(path: Path) -> None:
 
 @keys.command("generate-encryption-key")
 @click.option("--key-id", required=True, help="Name of the key in the ring, e.g. 2026-11.")
-def keys_generate_encryption_key(key_id: str) -> None:
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the entry to this file (mode 0600, never overwritten) instead of printing it.",
+)
+@click.option("--if-missing", is_flag=True, help=_IF_MISSING_HELP.replace("PATH", "--output"))
+def keys_generate_encryption_key(key_id: str, output: Path | None, if_missing: bool) -> None:
     """Print a new webhook-secret encryption key entry, ``<key id>:<base64 key>``.
 
     Put it first in RISKGATE_WEBHOOK_ENCRYPTION_KEYS (keep the old entries after it), restart,
-    then run ``riskgate keys rotate``.
+    then run ``riskgate keys rotate``. With --output the entry goes to a file that
+    RISKGATE_WEBHOOK_ENCRYPTION_KEYS_FILE can name.
     """
-    from riskgate.webhooks.crypto import KeyRingError, generate_key_entry
+    from riskgate.webhooks.crypto import KeyRing, KeyRingError, generate_key_entry
 
     try:
-        click.echo(generate_key_entry(key_id))
+        entry = generate_key_entry(key_id)
     except KeyRingError as exc:
         _fail(str(exc))
+    if output is None:
+        if if_missing:
+            _fail("--if-missing needs --output")
+        click.echo(entry)
+        return
+    wrote = _write_new(output, f"{entry}\n".encode())
+    if not wrote and not if_missing:
+        _fail(f"{output} exists; refusing to overwrite a key")
+    try:
+        ring = KeyRing.parse(output.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, KeyRingError) as exc:
+        _fail(f"{output}: {exc}")
+    if not ring.configured:
+        _fail(f"{output} holds no key")
+    click.echo(f"{'wrote' if wrote else 'kept'} {output} (current key {ring.current_key_id})")
 
 
 def _key_ring(settings: Settings) -> KeyRing:

@@ -108,7 +108,7 @@ def load_signing_keys(settings: Settings) -> SigningKeys:
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     pool = await db.create_pool(settings)
-    redis = RedisGuard(redis_fastpath.connect(settings), settings.redis_retry_after_seconds)
+    redis = redis_fastpath.open_guard(settings)
     runtime = Runtime(settings, pool, redis)
     purger = asyncio.create_task(_purge_expired_keys(pool), name="purge-idempotency-keys")
     try:
@@ -117,7 +117,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
-        await redis.client.aclose()
+        await redis.aclose()
         await pool.close()
 
 

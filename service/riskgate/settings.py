@@ -77,6 +77,17 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """Socket timeout for Redis calls: Redis is a fast path, so it must fail fast."""
     redis_retry_after_seconds: PositiveFloat = 1.0
     """After a Redis failure, skip Redis for this long instead of paying a timeout per request."""
+    redis_sentinels: str = ""
+    """Comma-separated ``host:port`` of Redis Sentinels (``sentinel-0:26379,sentinel-1:26379``).
+    When set, the service asks them for the current master of ``redis_sentinel_master`` and
+    follows its failovers; ``redis_url`` then supplies only the password (and username),
+    database number and scheme (``rediss://`` for TLS, to the sentinels too) of the data nodes:
+    its host and port are ignored."""
+    redis_sentinel_master: str = "mymaster"
+    """The master name the sentinels monitor (``sentinel monitor <name> ...``)."""
+    redis_sentinel_password: str = ""
+    """Password of the sentinels themselves (``requirepass`` in sentinel.conf); empty: none.
+    Separate from the data nodes' password in ``redis_url``, though often the same."""
 
     # --- HTTP
     max_body_bytes: PositiveInt = 16 * 1024
@@ -168,6 +179,9 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
             RateLimitPolicy.parse(self.rate_limit)
         except ValueError as exc:
             raise ValueError(f"RISKGATE_RATE_LIMIT: {exc}") from None
+        from riskgate.redis_config import check_redis_settings
+
+        check_redis_settings(self)
         from riskgate.webhooks.config import check_webhook_settings
 
         check_webhook_settings(self)

@@ -31,12 +31,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, NoReturn, Self
+from urllib.parse import quote
 
 import psutil
 
 __all__ = [
     "EmbeddedPostgres",
     "EmbeddedRedis",
+    "EmbeddedSentinel",
     "EmbeddedServerError",
     "free_port",
 ]
@@ -749,9 +751,15 @@ class EmbeddedPostgres(_EmbeddedServer):
 # --------------------------------------------------------------------------- redis
 
 
-def _redis_command(host: str, port: int, command: bytes, timeout: float = 1.0) -> bytes:
+def _redis_command(
+    host: str, port: int, command: bytes, timeout: float = 1.0, password: str | None = None
+) -> bytes:
     """Send one inline RESP command and return the raw reply (enough for PING/INFO)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
+        if password is not None:
+            sock.sendall(b"AUTH " + password.encode() + b"\r\n")
+            if not sock.recv(1024).startswith(b"+OK"):
+                return b"-AUTH failed"
         sock.sendall(command + b"\r\n")
         chunks = [sock.recv(65536)]
         if chunks[0].startswith(b"$"):  # bulk string: read until the announced length
@@ -766,14 +774,33 @@ def _redis_command(host: str, port: int, command: bytes, timeout: float = 1.0) -
 
 
 class EmbeddedRedis(_EmbeddedServer):
-    """A Redis 6.2 server with persistence disabled (it only holds locks and counters)."""
+    """A Redis 6.2 server with persistence disabled (it only holds locks and counters).
+
+    ``replica_of`` (host, port) starts it as a replica of that master. ``password`` is required
+    of clients (``requirepass``) and, as a replica, sent to the master (``masterauth``).
+    """
 
     name = "redis"
     stop_signal = signal.SIGTERM
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        replica_of: tuple[str, int] | None = None,
+        password: str | None = None,
+    ) -> None:
         super().__init__(data_dir, port=port, host=host)
         self._binary = redis_server_binary()
+        self._replica_of = replica_of
+        self.password = password
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as Sentinel lists and RISKGATE_REDIS_SENTINELS take them."""
+        return f"{_url_host(self.host)}:{self._port}"
 
     @property
     def log_path(self) -> Path:
@@ -781,7 +808,8 @@ class EmbeddedRedis(_EmbeddedServer):
 
     @property
     def url(self) -> str:
-        return f"redis://{_url_host(self.host)}:{self._port}/0"
+        auth = "" if self.password is None else f":{quote(self.password, safe='')}@"
+        return f"redis://{auth}{_url_host(self.host)}:{self._port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start redis-server and wait until PING answers; no-op if running."""
@@ -794,14 +822,15 @@ class EmbeddedRedis(_EmbeddedServer):
     def ping(self) -> bool:
         """Whether the server answers PING with +PONG."""
         try:
-            return _redis_command(self.host, self._port, b"PING").startswith(b"+PONG")
+            reply = _redis_command(self.host, self._port, b"PING", password=self.password)
         except OSError:
             return False
+        return reply.startswith(b"+PONG")
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
-    def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    def _command(self) -> list[str]:
         cmd = [
             str(self._binary),
             "--port",
@@ -817,8 +846,15 @@ class EmbeddedRedis(_EmbeddedServer):
             "--daemonize",
             "no",
         ]
+        if self._replica_of is not None:
+            cmd += ["--replicaof", self._replica_of[0], str(self._replica_of[1])]
+        if self.password is not None:
+            cmd += ["--requirepass", self.password, "--masterauth", self.password]
+        return cmd
+
+    def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            cmd,
+            self._command(),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -833,7 +869,72 @@ class EmbeddedRedis(_EmbeddedServer):
         if not self.ping():
             return False
         try:
-            info = _redis_command(self.host, self._port, b"INFO server")
+            info = _redis_command(self.host, self._port, b"INFO server", password=self.password)
         except OSError:
             return False
         return f"process_id:{proc.pid}\r\n".encode() in info
+
+
+class EmbeddedSentinel(EmbeddedRedis):
+    """A Redis Sentinel (``redis-server --sentinel``) monitoring one master.
+
+    Sentinel rewrites its config file as it learns the topology, so each one keeps its own in
+    ``data_dir``. The timings default low, for tests: a killed master is failed over in about
+    two seconds instead of Redis's default of a minute or more. ``password`` is the sentinels'
+    own (every sentinel of a group must share it); ``master_password`` the data nodes'.
+
+    Start it after the replicas are in sync: a sentinel lists the replicas from the master's
+    INFO when it connects, then only every ten seconds.
+    """
+
+    name = "sentinel"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        master: tuple[str, int],
+        *,
+        master_name: str = "mymaster",
+        quorum: int = 2,
+        down_after_ms: int = 500,
+        failover_timeout_ms: int = 1000,
+        password: str | None = None,
+        master_password: str | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(data_dir, port=port, host=host, password=password)
+        self.master_name = master_name
+        self._master_password = master_password
+        self._monitor = f"{master_name} {master[0]} {master[1]} {quorum}"
+        self._down_after_ms = down_after_ms
+        self._failover_timeout_ms = failover_timeout_ms
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "sentinel.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "sentinel.conf"
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        if self.config_path.exists():  # a restart keeps what this sentinel learnt
+            return
+        name = self.master_name
+        lines = [
+            f"sentinel monitor {self._monitor}",
+            f"sentinel down-after-milliseconds {name} {self._down_after_ms}",
+            f"sentinel failover-timeout {name} {self._failover_timeout_ms}",
+        ]
+        if self._master_password is not None:
+            lines.append(f"sentinel auth-pass {name} {self._master_password}")
+        if self.password is not None:  # to talk to the other sentinels
+            lines.append(f"sentinel sentinel-pass {self.password}")
+        self.config_path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+    def _command(self) -> list[str]:
+        # The config file must come first; everything after it overrides its lines.
+        binary, *options = super()._command()
+        return [binary, str(self.config_path), "--sentinel", *options]

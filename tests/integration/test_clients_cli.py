@@ -8,6 +8,7 @@ effect at the very next request (the test settings cache nothing).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import stat
@@ -22,8 +23,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import RunningApp
+from conftest import RunningApp, client_audit
 from riskgate.auth.signing import thumbprint
+from riskgate.webhooks.crypto import KeyRing
 
 LIST = "/v1/events"
 
@@ -248,3 +250,148 @@ async def test_generate_signing_key_writes_a_private_0600_pem_and_never_overwrit
     assert again.code == 2
     assert "refusing to overwrite" in again.err
     assert path.read_bytes() == pem
+
+
+# --- clients ensure: create-or-update for bootstrap jobs -----------------------------------------
+
+
+def secret_file(tmp_path: Path, secret: str) -> Path:
+    path = tmp_path / f"secret-{uuid.uuid4().hex[:6]}"
+    path.write_text(secret + "\n")  # as `kubectl create secret --from-file` often stores it
+    return path
+
+
+async def ensure(env: dict[str, str], name: str, scopes: str, secret: Path, *more: str) -> Run:
+    return await riskgate(
+        env,
+        "clients",
+        "ensure",
+        "--name",
+        name,
+        "--scopes",
+        scopes,
+        "--secret-file",
+        str(secret),
+        *more,
+    )
+
+
+async def test_ensure_creates_a_client_named_by_its_id_then_changes_only_what_changed(
+    app: RunningApp, cli_env: dict[str, str], db: asyncpg.Connection[Any], tmp_path: Path
+) -> None:
+    name, old, new = new_name(), f"rgs_old_{uuid.uuid4().hex}", f"rgs_new_{uuid.uuid4().hex}"
+    scopes, path = "events:read subscriptions:sync", secret_file(tmp_path, old)
+    run = await ensure(cli_env, name, scopes, path)
+    assert run.code == 0, run.err
+    assert run.out.splitlines() == [f"client_id: {name}", f"{name} created"]
+    assert old not in run.out + run.err
+    assert await token_status(app, name, old) == (200, None)
+    client = await db.fetchrow("SELECT * FROM clients WHERE name = $1", name)
+    assert client is not None
+    assert sorted(client["scopes"]) == ["events:read", "subscriptions:sync"]
+    # Nobody would ever see an API key issued here, so none is.
+    keys = await db.fetchval("SELECT count(*) FROM api_keys WHERE client_ref = $1", client["id"])
+    assert keys == 0
+
+    again = await ensure(cli_env, name, scopes, path)
+    assert again.out.splitlines() == [f"client_id: {name}", f"{name} unchanged"]
+    assert await db.fetchrow("SELECT * FROM clients WHERE name = $1", name) == client
+
+    rotated = await ensure(cli_env, name, scopes, secret_file(tmp_path, new))
+    assert rotated.out.splitlines() == [f"client_id: {name}", f"{name} updated: secret"]
+    assert await token_status(app, name, old) == (401, "invalid_client")
+    assert await token_status(app, name, new) == (200, None)
+    audit = await client_audit(db, name)
+    assert [(action, details.get("changed")) for action, details in audit] == [
+        ("client.created", None),
+        ("client.updated", ["secret"]),
+    ]
+    assert old not in json.dumps(audit)
+    assert new not in json.dumps(audit)
+
+
+async def test_two_ensure_processes_at_once_make_one_client_and_one_audit_row(
+    app: RunningApp, cli_env: dict[str, str], db: asyncpg.Connection[Any], tmp_path: Path
+) -> None:
+    # Two hook pods of one release; the race between two updates is in test_clients_ensure.py.
+    name, secret = new_name(), f"rgs_{uuid.uuid4().hex}"
+    path = secret_file(tmp_path, secret)
+    runs = await asyncio.gather(*(ensure(cli_env, name, "events:read", path) for _ in range(2)))
+    assert [run.code for run in runs] == [0, 0], [run.err for run in runs]
+    assert sorted(run.out.splitlines()[1] for run in runs) == [
+        f"{name} created",
+        f"{name} unchanged",
+    ]
+    assert await db.fetchval("SELECT count(*) FROM clients WHERE name = $1", name) == 1
+    assert [action for action, _ in await client_audit(db, name)] == ["client.created"]
+    assert await token_status(app, name, secret) == (200, None)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(None, "No such file or directory", id="missing"),
+        pytest.param("two words", "at least 16 characters, no spaces", id="weak"),
+    ],
+)
+async def test_ensure_refuses_an_unusable_secret_file_and_writes_nothing(
+    cli_env: dict[str, str],
+    db: asyncpg.Connection[Any],
+    tmp_path: Path,
+    content: str | None,
+    message: str,
+) -> None:
+    name, path = new_name(), tmp_path / "secret"
+    if content is not None:
+        path.write_text(content)
+    run = await ensure(cli_env, name, "events:read", path)
+    assert run.code == 2, (run.out, run.err)
+    assert message in run.err
+    assert "Traceback" not in run.err
+    assert await db.fetchval("SELECT count(*) FROM clients WHERE name = $1", name) == 0
+
+
+# --- keys for bootstrap jobs: generated once, kept afterwards ------------------------------------
+
+
+async def test_generate_signing_key_if_missing_writes_once_then_keeps_and_checks_the_key(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "signing.pem"
+    first = await riskgate(cli_env, "keys", "generate-signing-key", "--if-missing", str(path))
+    assert first.code == 0, first.err
+    assert first.out.startswith(f"wrote {path} (kid ")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    pem = path.read_bytes()
+
+    again = await riskgate(cli_env, "keys", "generate-signing-key", "--if-missing", str(path))
+    assert again.code == 0, again.err
+    assert again.out == first.out.replace("wrote", "kept", 1)
+    assert path.read_bytes() == pem
+
+    path.write_text("not a key\n")
+    broken = await riskgate(cli_env, "keys", "generate-signing-key", "--if-missing", str(path))
+    assert broken.code == 2
+    assert str(path) in broken.err
+    assert "Traceback" not in broken.err
+    assert path.read_text() == "not a key\n"
+
+
+async def test_generate_encryption_key_to_a_file_writes_once_and_never_prints_the_key(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "ring"
+    args = ("keys", "generate-encryption-key", "--key-id", "k1", "--output", str(path))
+    first = await riskgate(cli_env, *args, "--if-missing")
+    assert (first.code, first.out.strip()) == (0, f"wrote {path} (current key k1)"), first.err
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    entry = path.read_text()
+    assert KeyRing.parse(entry).current_key_id == "k1"
+    assert entry.strip().split(":")[1] not in first.out + first.err
+
+    kept = await riskgate(cli_env, *args, "--if-missing")
+    assert (kept.code, kept.out.strip()) == (0, f"kept {path} (current key k1)"), kept.err
+    refused = await riskgate(cli_env, *args)
+    assert refused.code == 2
+    assert "refusing to overwrite" in refused.err
+    assert path.read_text() == entry

@@ -1,5 +1,5 @@
 -- name: create_client
--- The client, its first API key and the audit row, in one statement.
+-- The client, its first API key (unless $6 is null) and the audit row, in one statement.
 WITH client AS (
     INSERT INTO clients (id, name, secret_hash, scopes, rate_limit)
     VALUES ($1, $2, $3, $4, $5)
@@ -7,7 +7,7 @@ WITH client AS (
     RETURNING id
 ), api_key AS (
     INSERT INTO api_keys (id, client_ref, key_hash, prefix)
-    SELECT $6, client.id, $7, $8 FROM client
+    SELECT $6, client.id, $7, $8 FROM client WHERE $6::uuid IS NOT NULL
 ), audit AS (
     INSERT INTO audit_log (client_id, actor, action, entity_type, entity_id, details)
     SELECT client.id, $9, 'client.created', 'client', client.id::text,
@@ -69,3 +69,20 @@ WITH client AS (
     FROM client
 )
 SELECT count(*) = 1 FROM client;
+
+-- name: update_client
+-- Compare-and-set: it applies only while the row still holds what the caller read ($5-$7), so
+-- of two concurrent `clients ensure` one writes and the other re-reads and finds it done.
+WITH changed AS (
+    UPDATE clients SET secret_hash = $2, scopes = $3, rate_limit = $4, updated_at = now()
+    WHERE name = $1 AND secret_hash = $5 AND scopes @> $6 AND scopes <@ $6
+      AND rate_limit IS NOT DISTINCT FROM $7
+    RETURNING id
+), audit AS (
+    INSERT INTO audit_log (client_id, actor, action, entity_type, entity_id, details)
+    SELECT changed.id, $8, 'client.updated', 'client', changed.id::text,
+           jsonb_build_object('name', $1::text, 'changed', $9::text[], 'scopes', $3::text[],
+                              'rate_limit', $4::text)
+    FROM changed
+)
+SELECT count(*) = 1 FROM changed;

@@ -56,10 +56,10 @@ def _record(row: asyncpg.Record | None) -> ClientRecord | None:
 async def create_client(
     db: Pool | Connection,
     client: ClientRecord,
-    key: NewApiKey,
+    key: NewApiKey | None,
     actor: str,
 ) -> bool:
-    """Insert the client with its first API key; False when the name is taken."""
+    """Insert the client with its first API key, if any; False when the name is taken."""
     created: bool = await db.fetchval(
         _Q["create_client"],
         client.id,
@@ -67,9 +67,9 @@ async def create_client(
         client.secret_hash,
         sorted(client.scopes),
         client.rate_limit,
-        key.id,
-        key.hash,
-        key.prefix,
+        key.id if key else None,
+        key.hash if key else None,
+        key.prefix if key else None,
         actor,
     )
     return created
@@ -107,3 +107,27 @@ async def rotate_credentials(
         _Q["rotate_credentials"], name, secret_hash, key.id, key.hash, key.prefix, actor
     )
     return rotated
+
+
+async def update_client(
+    db: Pool | Connection,
+    read: ClientRecord,
+    wanted: ClientRecord,
+    changed: list[str],
+    actor: str,
+) -> bool:
+    """Write ``wanted``'s secret hash, scopes and rate limit, audited, only if the row still
+    matches ``read``; False when someone changed it in between."""
+    updated: bool = await db.fetchval(
+        _Q["update_client"],
+        read.name,
+        wanted.secret_hash,
+        sorted(wanted.scopes),
+        wanted.rate_limit,
+        read.secret_hash,
+        sorted(read.scopes),
+        read.rate_limit,
+        actor,
+        changed,
+    )
+    return updated

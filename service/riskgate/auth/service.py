@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from riskgate.auth import credentials, repository
@@ -49,12 +49,50 @@ def _new_api_key(key: str) -> NewApiKey:
     )
 
 
+def _new_client(name: str, scopes: str, secret: str, rate_limit: str | None) -> ClientRecord:
+    return ClientRecord(
+        id=uuid.uuid4(),
+        name=name,
+        secret_hash=credentials.hash_secret(secret),
+        scopes=parse_scopes(scopes),
+        active=True,
+        rate_limit=rate_limit,
+    )
+
+
 class ClientExists(Exception):
     pass
 
 
 class ClientNotFound(Exception):
     pass
+
+
+class ClientContended(Exception):
+    """The client kept changing under ``ensure``: another writer never let it settle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ensured:
+    """What ``ClientAdmin.ensure`` did."""
+
+    created: bool
+    changed: tuple[str, ...]
+    """Which of ``secret``, ``scopes``, ``rate_limit`` an update replaced (empty: nothing)."""
+    active: bool
+
+
+_ENSURE_ATTEMPTS = 5
+
+
+def _differences(current: ClientRecord, wanted: ClientRecord, secret: str) -> tuple[str, ...]:
+    differs = {
+        # Hashes are salted, so only verifying tells whether the secret is still the same.
+        "secret": not credentials.verify_secret(secret, current.secret_hash),
+        "scopes": current.scopes != wanted.scopes,
+        "rate_limit": current.rate_limit != wanted.rate_limit,
+    }
+    return tuple(field for field, different in differs.items() if different)
 
 
 class ClientAdmin:
@@ -70,19 +108,42 @@ class ClientAdmin:
         """Register a client; ``secret`` is only for the dev demo, real clients get a random one."""
         secret = secret or credentials.new_client_secret()
         api_key = credentials.new_api_key()
-        client = ClientRecord(
-            id=uuid.uuid4(),
-            name=name,
-            secret_hash=credentials.hash_secret(secret),
-            scopes=parse_scopes(scopes),
-            active=True,
-            rate_limit=rate_limit,
-        )
+        client = _new_client(name, scopes, secret, rate_limit)
         if not await repository.create_client(
             self._pool, client, _new_api_key(api_key), self._actor
         ):
             raise ClientExists(f"a client named {name!r} already exists")
         return IssuedCredentials(client_id=name, client_secret=secret, api_key=api_key)
+
+    async def ensure(
+        self, name: str, scopes: str, secret: str, *, rate_limit: str | None = None
+    ) -> Ensured:
+        """Make client ``name`` exist with exactly this secret, scopes and rate limit.
+
+        For bootstrap from deployment tooling: the client_id is the name and the secret is the
+        caller's, so both can sit in a Secret before the client exists. Running it again with
+        the same inputs writes and audits nothing; a change is one audited update. It issues
+        no API key (nobody would see it) and never touches the status: a client someone
+        disabled stays disabled. Concurrent runs are safe: the insert is ``ON CONFLICT DO
+        NOTHING`` and the update a compare-and-set, retried on a fresh read.
+        """
+        wanted = _new_client(name, scopes, secret, rate_limit)
+        for _ in range(_ENSURE_ATTEMPTS):
+            if await repository.create_client(self._pool, wanted, None, self._actor):
+                return Ensured(created=True, changed=(), active=True)
+            current = await repository.client_by_name(self._pool, name)
+            if current is None:
+                continue
+            changed = _differences(current, wanted, secret)
+            if not changed:
+                return Ensured(created=False, changed=(), active=current.active)
+            kept_hash = wanted.secret_hash if "secret" in changed else current.secret_hash
+            update = replace(wanted, secret_hash=kept_hash)
+            if await repository.update_client(
+                self._pool, current, update, list(changed), self._actor
+            ):
+                return Ensured(created=False, changed=changed, active=current.active)
+        raise ClientContended(f"client {name!r} kept changing; try again")
 
     async def list(self) -> list[ClientListing]:
         return await repository.list_clients(self._pool)
