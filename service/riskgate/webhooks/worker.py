@@ -30,6 +30,7 @@ import asyncpg
 import httpx
 
 from riskgate import db
+from riskgate.dblogin import create_app_pool
 from riskgate.observability.metrics import (
     record_subscription_disabled,
     record_webhook_attempt,
@@ -146,7 +147,7 @@ class Worker:
 
     async def run(self) -> None:
         s = self.settings
-        self._pool = await db.create_pool(
+        self._pool = await create_app_pool(  # refuses a privileged login
             s, "riskgate-worker", min_size=2, max_size=max(4, s.db_pool_max_size)
         )
         self._client = delivery_client(
