@@ -178,6 +178,21 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """The worker reports unready while the oldest due delivery or undispatched outbox row has
     waited longer than this."""
 
+    # --- retention (the webhook worker purges; pending, retrying and held deliveries stay)
+    webhook_delivery_retention_days: PositiveFloat = 30.0
+    """Succeeded deliveries, with their attempts, are deleted this long after they succeeded."""
+    webhook_dead_letter_retention_days: PositiveFloat = 90.0
+    """Failed and exhausted deliveries (the dead letters), with their attempts, are deleted this
+    long after they failed, unless replayed or recovered first. At least
+    ``webhook_delivery_retention_days``."""
+    outbox_retention_days: PositiveFloat = 7.0
+    """Dispatched outbox rows are deleted this long after dispatch, and never while a delivery
+    of theirs is kept; undispatched rows are never deleted."""
+    retention_interval_seconds: PositiveFloat = 300.0
+    """How often each worker runs the purge (jittered by +-50 %, so replicas spread out)."""
+    retention_batch_size: Annotated[int, Meta(ge=1, le=10000)] = 500
+    """Rows per delete statement: each commits on its own and locks only the rows it deletes."""
+
     # --- scoring
     rules_refresh_seconds: PositiveFloat = 30.0
     """How often a process re-reads rule versions (activation and shadow changes)."""
