@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
+from test_migrations import drop_database
 
 from conftest import RunningApp, fresh_database, running_app, settings_with, superuser_url
 from riskgate import db
@@ -51,11 +52,7 @@ async def retention_settings(
         webhook_settings(settings, url, retention_batch_size=2, db_lock_timeout_ms=2000),
         superuser_url(postgres_admin_url, name),
     )
-    admin = await asyncpg.connect(postgres_admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(postgres_admin_url, name)
 
 
 @pytest.fixture
