@@ -44,7 +44,8 @@ class _FromEnv(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class DatabaseSettings(_FromEnv, frozen=True, kw_only=True):
-    """What every process that talks to PostgreSQL needs (``riskgate migrate`` needs only this)."""
+    """What every process that logs in as the app needs (the admin commands need only this;
+    ``riskgate migrate`` reads :class:`MigrationSettings` instead)."""
 
     database_url: str
     """PostgreSQL DSN the API, the worker and the admin commands log in with, e.g.
