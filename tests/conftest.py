@@ -27,11 +27,13 @@ from riskgate.auth.repository import ClientRecord, client_by_name
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin, IssuedCredentials
 from riskgate.auth.signing import generate_private_key_pem
+from riskgate.dblogin import APP_ROLE
 from riskgate.migrate import migrate
 from riskgate.observability.middleware import ObservabilityMiddleware
 from riskgate.runtime import Runtime
 from riskgate.settings import Settings
 from riskgate_dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from riskgate_dev.roles import login_url, provision_database, with_database
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
@@ -67,28 +69,54 @@ def redis_url(data_root: Path) -> Iterator[str]:
         yield server.url
 
 
-def _with_database(url: str, database: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{database}"
+# The roles of the README's "Database roles", as `riskgate dev` makes them (their own names:
+# RISKGATE_TEST_DATABASE_URL may point at a server that hosts more than these tests).
+TEST_OWNER = "riskgate_test_owner"
+TEST_APP_LOGIN = "riskgate_test_api"
+TEST_PASSWORD = "riskgate-test"  # throwaway test roles
+TEST_DATABASE = f"riskgate_test_{WORKER}"
+
+
+def superuser_url(admin_url: str, database: str) -> str:
+    """The superuser's URL of ``database``, for checking or tampering with what was written."""
+    return with_database(admin_url, database)
+
+
+def owner_url(admin_url: str, database: str) -> str:
+    """The schema owner's URL of ``database`` (what ``riskgate migrate`` logs in as)."""
+    return login_url(admin_url, TEST_OWNER, TEST_PASSWORD, database)
 
 
 async def fresh_database(admin_url: str, name: str) -> str:
-    """Drop and recreate ``name``, apply the migrations, and return its URL."""
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = _with_database(admin_url, name)
-    await migrate(url)
-    return url
+    """Drop and recreate ``name`` owned by the test schema owner, apply the migrations as that
+    owner, and return the app's URL: its login is only a member of riskgate_app."""
+    logins = await provision_database(
+        admin_url,
+        name,
+        owner=TEST_OWNER,
+        app_login=TEST_APP_LOGIN,
+        password=TEST_PASSWORD,
+        recreate=True,
+    )
+    await migrate(logins.owner_url)
+    return logins.app_url
+
+
+async def connect_as_app(url: str) -> asyncpg.Connection[Any]:
+    """A session like the app's own on ``url``: its login, switched to riskgate_app."""
+    return await asyncpg.connect(url, server_settings={"role": APP_ROLE})
 
 
 @pytest.fixture(scope="session")
-async def database_url(postgres_admin_url: str) -> str:
-    """A database built by the migrations, one per test worker."""
-    return await fresh_database(postgres_admin_url, f"riskgate_test_{WORKER}")
+async def app_database_url(postgres_admin_url: str) -> str:
+    """A database built by the migrations, one per test worker, as the app logs in to it."""
+    return await fresh_database(postgres_admin_url, TEST_DATABASE)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_admin_url: str, app_database_url: str) -> str:
+    """The same database, as the superuser."""
+    return superuser_url(postgres_admin_url, TEST_DATABASE)
 
 
 @pytest.fixture(scope="session")
@@ -99,10 +127,10 @@ def signing_key_file(data_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str, signing_key_file: Path) -> Settings:
+def settings(app_database_url: str, redis_url: str, signing_key_file: Path) -> Settings:
     return Settings.from_env(
         {},
-        database_url=database_url,
+        database_url=app_database_url,
         redis_url=redis_url,
         mode="dev",
         jwt_signing_key_file=str(signing_key_file),

@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
-from riskgate.settings import DatabaseSettings, Settings, SettingsError
+from riskgate.settings import DatabaseSettings, MigrationSettings, Settings, SettingsError
 
 if TYPE_CHECKING:
     from riskgate.auth.service import IssuedCredentials
     from riskgate.db import Pool
+    from riskgate.settings import _FromEnv
     from riskgate.webhooks.crypto import KeyRing
 
-S = TypeVar("S", bound=DatabaseSettings)
+S = TypeVar("S", bound="_FromEnv")
 T = TypeVar("T")
 
 
@@ -94,20 +95,52 @@ def _serve(settings: Settings) -> None:
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP API."""
     _export_overrides(host=host, port=port, workers=workers)
-    _serve(_load(Settings))
+    settings = _load(Settings)
+    _refuse_privileged_login(settings)
+    _serve(settings)
+
+
+def _refuse_privileged_login(settings: Settings) -> None:
+    """One clear line, before serving, when the login could become a superuser or the schema
+    owner (the API and the worker check again when they start, however they are started)."""
+    import asyncpg
+
+    from riskgate import db
+    from riskgate.dblogin import PrivilegedLoginError, check_login
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            settings.database_url, server_settings=db.server_settings(settings, "riskgate-cli")
+        )
+        try:
+            await check_login(conn, settings)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(run())
+    except PrivilegedLoginError as exc:
+        _fail(str(exc))
 
 
 @main.command()
 def migrate() -> None:
-    """Apply pending SQL migrations (safe to run from several processes at once)."""
+    """Apply pending SQL migrations as the schema owner (RISKGATE_MIGRATION_DATABASE_URL).
+
+    Safe to run from several processes at once.
+    """
+    import asyncpg
+
     from riskgate.migrate import MigrationError
     from riskgate.migrate import migrate as run_migrations
 
-    settings = _load(DatabaseSettings)
+    settings = _load(MigrationSettings)
     try:
-        applied = asyncio.run(run_migrations(settings.database_url))
+        applied = asyncio.run(run_migrations(settings.migration_database_url))
     except MigrationError as exc:
         _fail(str(exc))
+    except asyncpg.InsufficientPrivilegeError as exc:
+        _fail(f"RISKGATE_MIGRATION_DATABASE_URL must log in as the schema owner: {exc}")
     click.echo(
         f"applied {len(applied)} migration(s)"
         + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied)
@@ -129,7 +162,9 @@ def audit_verify() -> None:
     settings = _load(DatabaseSettings)
 
     async def run() -> None:
-        conn = await asyncpg.connect(settings.database_url)
+        # As the app role: the login itself may hold no privileges (NOINHERIT).
+        role = {"role": settings.db_role} if settings.db_role else {}
+        conn = await asyncpg.connect(settings.database_url, server_settings=role)
         try:
             report = await verify_chain(conn)
         finally:
@@ -468,6 +503,7 @@ def worker(port: int | None) -> None:
     from riskgate.webhooks.worker import serve
 
     _key_ring(settings)  # fail before starting, not at the first delivery
+    _refuse_privileged_login(settings)
     configure_logging(settings.log_level)
     configure_tracing("riskgate-worker")
     if sys.platform != "win32":

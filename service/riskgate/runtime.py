@@ -14,6 +14,7 @@ from riskgate import db, redis_fastpath
 from riskgate.accounts.service import AccountService
 from riskgate.auth.service import Authenticator, TokenIssuer
 from riskgate.auth.signing import SigningKeys
+from riskgate.dblogin import create_app_pool
 from riskgate.idempotency import repository as idempotency_repository
 from riskgate.idempotency.service import IdempotencyGate
 from riskgate.ratelimit.limiter import RateLimiter
@@ -107,7 +108,7 @@ def load_signing_keys(settings: Settings) -> SigningKeys:
 
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    pool = await db.create_pool(settings)
+    pool = await create_app_pool(settings, "riskgate-api")  # refuses a privileged login
     redis = redis_fastpath.open_guard(settings)
     runtime = Runtime(settings, pool, redis)
     purger = asyncio.create_task(_purge_expired_keys(pool), name="purge-idempotency-keys")

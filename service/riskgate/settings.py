@@ -44,10 +44,13 @@ class _FromEnv(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class DatabaseSettings(_FromEnv, frozen=True, kw_only=True):
-    """What every process that talks to PostgreSQL needs (``riskgate migrate`` needs only this)."""
+    """What every process that logs in as the app needs (the admin commands need only this;
+    ``riskgate migrate`` reads :class:`MigrationSettings` instead)."""
 
     database_url: str
-    """PostgreSQL DSN, e.g. ``postgresql://riskgate@db:5432/riskgate``."""
+    """PostgreSQL DSN the API, the worker and the admin commands log in with, e.g.
+    ``postgresql://riskgate_api@db:5432/riskgate``: a login that is only a member of ``db_role``
+    (the API and the worker refuse a superuser or schema-owner login at start-up)."""
     db_pool_min_size: Annotated[int, Meta(ge=0)] = 2
     db_pool_max_size: PositiveInt = 10
     db_lock_timeout_ms: PositiveInt = 5000
@@ -55,7 +58,25 @@ class DatabaseSettings(_FromEnv, frozen=True, kw_only=True):
     db_statement_timeout_ms: PositiveInt = 15000
     db_role: str = "riskgate_app"
     """Role every app session switches to (``SET ROLE``); it may insert into but never rewrite
-    the audit log. The migrations create it and grant it; empty disables the switch."""
+    the audit log. The migrations grant it its privileges; switching works whether or not the
+    login inherits them (``NOINHERIT``). Empty disables the switch."""
+
+
+class MigrationSettings(_FromEnv, frozen=True, kw_only=True):
+    """What ``riskgate migrate`` reads: the schema owner's URL, and nothing else."""
+
+    migration_database_url: str = ""
+    """PostgreSQL DSN of the schema owner, e.g. ``postgresql://riskgate_owner@db:5432/riskgate``:
+    the role that creates and alters the tables. Only ``riskgate migrate`` uses it."""
+
+    def __post_init__(self) -> None:
+        if not self.migration_database_url:
+            # Never fall back to RISKGATE_DATABASE_URL: that is the app's login, which must not
+            # be able to create or alter anything.
+            raise ValueError(
+                "RISKGATE_MIGRATION_DATABASE_URL is required: migrations run as the schema "
+                "owner, never as the app's login (RISKGATE_DATABASE_URL)"
+            )
 
 
 class Settings(DatabaseSettings, frozen=True, kw_only=True):
@@ -67,6 +88,9 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     # --- process
     mode: Literal["production", "dev"] = "production"
     """``dev`` relaxes guards that only make sense on a laptop (e.g. loopback webhook targets)."""
+    db_allow_privileged_login: bool = False
+    """Start the API and the worker even though ``database_url`` logs in as a role that can
+    become a superuser or the schema owner. Dev mode only; otherwise they refuse to start."""
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
     workers: PositiveInt = 1
@@ -166,11 +190,28 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """The worker reports unready while the oldest due delivery or undispatched outbox row has
     waited longer than this."""
 
+    # --- retention (the webhook worker purges; pending, retrying and held deliveries stay)
+    webhook_delivery_retention_days: PositiveFloat = 30.0
+    """Succeeded deliveries, with their attempts, are deleted this long after they succeeded."""
+    webhook_dead_letter_retention_days: PositiveFloat = 90.0
+    """Failed and exhausted deliveries (the dead letters), with their attempts, are deleted this
+    long after they failed, unless replayed or recovered first. At least
+    ``webhook_delivery_retention_days``."""
+    outbox_retention_days: PositiveFloat = 7.0
+    """Dispatched outbox rows are deleted this long after dispatch, and never while a delivery
+    of theirs is kept; undispatched rows are never deleted."""
+    retention_interval_seconds: PositiveFloat = 300.0
+    """How often each worker runs the purge (jittered by +-50 %, so replicas spread out)."""
+    retention_batch_size: Annotated[int, Meta(ge=1, le=10000)] = 500
+    """Rows per delete statement: each commits on its own and locks only the rows it deletes."""
+
     # --- scoring
     rules_refresh_seconds: PositiveFloat = 30.0
     """How often a process re-reads rule versions (activation and shadow changes)."""
 
     def __post_init__(self) -> None:
+        if self.db_allow_privileged_login and not self.is_dev:
+            raise ValueError("RISKGATE_DB_ALLOW_PRIVILEGED_LOGIN is allowed in dev mode only")
         if not self.jwt_signing_key_file:
             raise ValueError("RISKGATE_JWT_SIGNING_KEY_FILE is required: the key that signs tokens")
         from riskgate.ratelimit.limiter import RateLimitPolicy

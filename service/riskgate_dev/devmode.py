@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import click
 
 from riskgate import db
@@ -18,9 +19,10 @@ from riskgate.auth.repository import client_by_name
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin, ClientExists
 from riskgate.auth.signing import generate_private_key_pem
-from riskgate.migrate import migrate
+from riskgate.migrate import Migration, migrate
 from riskgate.settings import DatabaseSettings, Settings
 from riskgate_dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from riskgate_dev.roles import provision_database
 
 DATABASE = "riskgate"
 DEMO_CLIENT = "demo-app"
@@ -65,14 +67,14 @@ def _webhook_worker() -> Iterator[None]:
             worker.kill()
 
 
-async def _ensure_demo_data(database_url: str) -> str | None:
+async def _ensure_demo_data(owner_url: str) -> str | None:
     """demo-app with every scope, and its account 1 with 100,000.00 GBP.
 
     Returns the demo client's API key the first time (it is shown once), else None.
     """
-    # Bootstrap acts as the schema owner (db_role=""), like `riskgate migrate`: placing account 1
-    # moves the id sequence, which the app's own role is rightly not allowed to do.
-    owner = DatabaseSettings(database_url=database_url, db_role="")
+    # Bootstrap logs in as the schema owner (db_role=""), like `riskgate migrate`: placing
+    # account 1 moves the id sequence, which the app's own role is rightly not allowed to do.
+    owner = DatabaseSettings(database_url=owner_url, db_role="")
     pool = await db.create_pool(owner, "riskgate-dev", min_size=1, max_size=1)
     try:
         try:
@@ -87,6 +89,17 @@ async def _ensure_demo_data(database_url: str) -> str | None:
         return issued.api_key
     finally:
         await pool.close()
+
+
+def _migrate(owner_url: str, data_dir: Path) -> list[Migration]:
+    try:
+        return asyncio.run(migrate(owner_url))
+    except asyncpg.InsufficientPrivilegeError as exc:
+        # Before the owner role existed, dev databases belonged to the superuser.
+        raise click.ClickException(
+            f"{data_dir} holds a database the schema owner cannot migrate ({exc}); it was made "
+            "by an older riskgate dev: delete the directory to start from scratch"
+        ) from None
 
 
 def _banner(base: str, data_dir: Path, api_key: str | None) -> str:
@@ -127,13 +140,14 @@ def run_dev(
     redis = EmbeddedRedis(data_dir / "redis")
     click.echo(f"starting PostgreSQL and Redis under {data_dir} ...")
     with postgres, redis:
-        postgres.create_database(DATABASE)
-        database_url = postgres.url_for(DATABASE)
-        applied = asyncio.run(migrate(database_url))
+        # The roles a DBA would create: the API and the worker never log in as the superuser.
+        logins = asyncio.run(provision_database(postgres.url, DATABASE))
+        applied = _migrate(logins.owner_url, data_dir)
         click.echo(f"migrations: {len(applied)} applied, schema up to date")
-        api_key = asyncio.run(_ensure_demo_data(database_url))
+        api_key = asyncio.run(_ensure_demo_data(logins.owner_url))
         env = {
-            "RISKGATE_DATABASE_URL": database_url,
+            "RISKGATE_DATABASE_URL": logins.app_url,
+            "RISKGATE_MIGRATION_DATABASE_URL": logins.owner_url,
             "RISKGATE_JWT_SIGNING_KEY_FILE": str(_signing_key(data_dir)),
             "RISKGATE_REDIS_URL": redis.url,
             "RISKGATE_MODE": "dev",

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from conftest import RunningApp, fresh_database, new_event_id, new_key
+from conftest import RunningApp, fresh_database, new_event_id, new_key, superuser_url
 from riskgate.audit.service import GENESIS_HASH, ChainReport, verify_chain
 
 ENTRIES = 5
@@ -116,7 +116,8 @@ async def test_event_detail_carries_its_audit_entry(
 async def own_database(admin_url: str) -> AsyncIterator[str]:
     """A fresh migrated database for one test, dropped when it ends."""
     name = f"riskgate_audit_{uuid.uuid4().hex[:16]}"
-    url = await fresh_database(admin_url, name)
+    await fresh_database(admin_url, name)
+    url = superuser_url(admin_url, name)
     try:
         yield url
     finally:

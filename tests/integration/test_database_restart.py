@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import RunningApp, new_event_id, new_key, running_app, settings_with
-from riskgate.migrate import migrate
+from conftest import RunningApp, fresh_database, new_event_id, new_key, running_app, settings_with
 from riskgate.settings import Settings
 from riskgate_dev.embedded import EmbeddedPostgres
 
@@ -40,9 +39,7 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedP
 
 @pytest.fixture(scope="module")
 async def own_settings(own_postgres: EmbeddedPostgres, settings: Settings) -> Settings:
-    own_postgres.create_database("riskgate")
-    url = own_postgres.url_for("riskgate")
-    await migrate(url)
+    url = await fresh_database(own_postgres.url, "riskgate")  # migrated, the app's login
     return settings_with(settings, database_url=url)
 
 

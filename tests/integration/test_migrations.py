@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from conftest import fresh_database
+from conftest import fresh_database, owner_url
 from riskgate.migrate import MigrationError, available_migrations, migrate
 from riskgate_dev.embedded import EmbeddedPostgres
 
@@ -121,8 +121,8 @@ async def empty_database(admin_url: str) -> AsyncIterator[str]:
 async def migrated_url(postgres_admin_url: str) -> AsyncIterator[str]:
     """A freshly migrated database of this test's own (it may be damaged), dropped afterwards."""
     name = f"riskgate_migrations_{uuid.uuid4().hex[:16]}"
-    url = await fresh_database(postgres_admin_url, name)
-    yield url
+    await fresh_database(postgres_admin_url, name)
+    yield owner_url(postgres_admin_url, name)  # as `riskgate migrate` logs in
     await drop_database(postgres_admin_url, name)
 
 

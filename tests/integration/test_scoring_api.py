@@ -9,7 +9,14 @@ from typing import Any
 import asyncpg
 import httpx
 
-from conftest import fresh_database, new_event_id, new_key, running_app, settings_with
+from conftest import (
+    fresh_database,
+    new_event_id,
+    new_key,
+    running_app,
+    settings_with,
+    superuser_url,
+)
 from riskgate.settings import Settings
 
 
@@ -72,8 +79,9 @@ async def test_each_decision_writes_its_outbox_row_and_audit_row(
 async def test_a_shadow_rule_version_is_stored_beside_the_active_decision_never_returned(
     postgres_admin_url: str, settings: Settings
 ) -> None:
-    url = await fresh_database(postgres_admin_url, f"riskgate_shadow_{uuid.uuid4().hex[:8]}")
-    admin = await asyncpg.connect(url)
+    name = f"riskgate_shadow_{uuid.uuid4().hex[:8]}"
+    url = await fresh_database(postgres_admin_url, name)
+    admin = await asyncpg.connect(superuser_url(postgres_admin_url, name))  # rule versions: data
     try:
         await admin.execute(
             """INSERT INTO rule_versions

@@ -13,12 +13,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from conftest import RunningApp, fresh_database, new_key, register_client, running_app
+from conftest import (
+    RunningApp,
+    connect_as_app,
+    fresh_database,
+    new_key,
+    register_client,
+    running_app,
+)
 from riskgate.settings import Settings
 from riskgate.webhooks.worker import Worker
 from webhook_receiver import Received, Receiver, script
@@ -286,7 +292,7 @@ async def test_transaction_events_are_delivered(
     app: RunningApp, client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     subscription = await subscribe(client, receiver.url, event_types=["transaction.flagged"])
-    conn = await asyncpg.connect(hook_settings.database_url)
+    conn = await connect_as_app(hook_settings.database_url)
     try:
         owner = await conn.fetchval(
             "SELECT owner_client_id FROM webhook_subscriptions WHERE id = $1",

@@ -7,10 +7,9 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
-from conftest import RunningApp, fresh_database, new_key, running_app
+from conftest import RunningApp, connect_as_app, fresh_database, new_key, running_app
 from riskgate.settings import Settings
 from webhook_receiver import Receiver
 from webhook_support import score, subscribe, unique_db, wait_delivery, webhook_settings
@@ -87,7 +86,7 @@ async def test_delivery_time_check_refuses_loopback_and_never_connects(
     receiver = await Receiver().start()
     try:
         subscription = await subscribe(app.client, "https://hooks.riskgate-test.invalid/x")
-        conn = await asyncpg.connect(production.database_url)
+        conn = await connect_as_app(production.database_url)
         try:
             await conn.execute(
                 "UPDATE webhook_subscriptions SET url = $2 WHERE id = $1",

@@ -12,7 +12,14 @@ import asyncpg
 import httpx
 import pytest
 
-from conftest import RunningApp, fresh_database, new_key, register_client, running_app
+from conftest import (
+    RunningApp,
+    connect_as_app,
+    fresh_database,
+    new_key,
+    register_client,
+    running_app,
+)
 from riskgate.settings import Settings
 from riskgate.webhooks.crypto import KeyRing, Sealed
 from riskgate.webhooks.service import reseal_all
@@ -36,7 +43,7 @@ async def app(hook_settings: Settings) -> AsyncIterator[RunningApp]:
 
 @pytest.fixture
 async def db(hook_settings: Settings) -> AsyncIterator[asyncpg.Connection[Any]]:
-    conn = await asyncpg.connect(hook_settings.database_url)
+    conn = await connect_as_app(hook_settings.database_url)
     yield conn
     await conn.close()
 

@@ -51,6 +51,7 @@ __all__ = [
     "MULTIPROC_DIR_ENV",
     "RATE_LIMITED",
     "REDIS_FALLBACKS",
+    "RETENTION_PURGED",
     "TRANSACTIONS",
     "UNMATCHED_ROUTE",
     "WEBHOOK_ATTEMPTS",
@@ -63,6 +64,7 @@ __all__ = [
     "WEBHOOK_SUBSCRIPTIONS_DISABLED",
     "DecisionMode",
     "IdempotencyOutcome",
+    "PurgedTable",
     "RedisOperation",
     "SubscriptionDisabledReason",
     "TransactionStatus",
@@ -73,6 +75,7 @@ __all__ = [
     "observe_http_request",
     "record_decision",
     "record_idempotency",
+    "record_purged",
     "record_rate_limited",
     "record_redis_fallback",
     "record_subscription_disabled",
@@ -389,6 +392,30 @@ def record_webhook_backlog(queue: WebhookQueue, size: int, oldest_age_seconds: f
 
 def record_subscription_disabled(reason: SubscriptionDisabledReason) -> None:
     WEBHOOK_SUBSCRIPTIONS_DISABLED.labels(reason).inc()
+
+
+# =================================================================================================
+# Retention (the webhook worker's purge)
+# =================================================================================================
+
+PurgedTable = Literal["outbox", "webhook_deliveries", "webhook_attempts"]
+_PURGED_TABLES: Final[tuple[PurgedTable, ...]] = (
+    "outbox",
+    "webhook_deliveries",
+    "webhook_attempts",
+)
+
+RETENTION_PURGED: Final = Counter(
+    "riskgate_retention_purged_rows_total",
+    "Rows deleted by retention (past their retention period), by table.",
+    ("table",),
+)
+for _table in _PURGED_TABLES:
+    RETENTION_PURGED.labels(_table)
+
+
+def record_purged(table: PurgedTable, rows: int) -> None:
+    RETENTION_PURGED.labels(table).inc(rows)
 
 
 # =================================================================================================

@@ -35,6 +35,11 @@ def check_webhook_settings(settings: Settings) -> None:
             "RISKGATE_WORKER_LEASE_SECONDS: must exceed RISKGATE_WEBHOOK_TIMEOUT_SECONDS, or an "
             "attempt could outlive its claim and run twice at once"
         )
+    if settings.webhook_dead_letter_retention_days < settings.webhook_delivery_retention_days:
+        raise ValueError(
+            "RISKGATE_WEBHOOK_DEAD_LETTER_RETENTION_DAYS: must be at least "
+            "RISKGATE_WEBHOOK_DELIVERY_RETENTION_DAYS: dead letters wait for someone to replay them"
+        )
     if settings.webhook_encryption_keys:
         try:
             KeyRing.parse(settings.webhook_encryption_keys)

@@ -461,3 +461,44 @@ WHERE target_key_id IS NOT NULL AND target_key_id <> $1 ORDER BY id LIMIT $2;
 -- name: reseal_test_secret
 UPDATE webhook_deliveries SET target_key_id = $3, target_secret = $4
 WHERE id = $1 AND target_key_id = $2;
+
+-- ============================================================================================
+-- Retention (the worker's purge loop)
+-- ============================================================================================
+
+-- name: purge_deliveries
+-- Up to $3 deliveries in the finished states $1 that finished more than $2 seconds ago, oldest
+-- first, with their attempts. It locks only the rows it deletes, and SKIP LOCKED leaves a row a
+-- writer holds (a replay under way) for the next run instead of waiting for it.
+WITH doomed AS (
+    SELECT id FROM webhook_deliveries
+    WHERE status = ANY ($1::text[]) AND completed_at < now() - make_interval(secs => $2)
+    ORDER BY completed_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), attempts AS (
+    DELETE FROM webhook_attempts a USING doomed WHERE a.delivery_id = doomed.id
+    RETURNING 1
+), deliveries AS (
+    DELETE FROM webhook_deliveries d USING doomed WHERE d.id = doomed.id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM deliveries) AS deliveries, (SELECT count(*) FROM attempts) AS attempts;
+
+-- name: purge_outbox
+-- Up to $2 outbox rows dispatched more than $1 seconds ago that no delivery refers to any more,
+-- oldest first, from dispatch time $3 on: where the previous batch of the same run stopped, so
+-- rows that must stay (their deliveries live on) are not scanned again by every batch.
+-- Undispatched rows are never touched.
+WITH doomed AS (
+    SELECT o.id FROM outbox o
+    WHERE o.dispatched_at < now() - make_interval(secs => $1) AND o.dispatched_at >= $3
+      AND NOT EXISTS (SELECT FROM webhook_deliveries d WHERE d.outbox_id = o.id)
+    ORDER BY o.dispatched_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM outbox o USING doomed WHERE o.id = doomed.id
+    RETURNING o.dispatched_at
+)
+SELECT count(*) AS purged, max(dispatched_at) AS reached FROM gone;

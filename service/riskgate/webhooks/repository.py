@@ -436,3 +436,26 @@ async def test_secrets_not_under_key(
 
 async def reseal_test_secret(db: DB, row_id: UUID, old_key: str, new: SealedSecret) -> None:
     await db.execute(_Q["reseal_test_secret"], row_id, old_key, new.key_id, new.sealed)
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+async def purge_deliveries(
+    db: DB, statuses: Sequence[str], older_than_seconds: float, limit: int
+) -> tuple[int, int]:
+    """Delete up to ``limit`` deliveries finished in ``statuses`` long enough ago, with their
+    attempts; returns (deliveries, attempts) deleted."""
+    row = await db.fetchrow(_Q["purge_deliveries"], list(statuses), older_than_seconds, limit)
+    assert row is not None
+    return row["deliveries"], row["attempts"]
+
+
+async def purge_outbox(
+    db: DB, older_than_seconds: float, limit: int, since: datetime
+) -> tuple[int, datetime | None]:
+    """Delete up to ``limit`` dispatched, unreferenced outbox rows dispatched at or after
+    ``since``; returns how many went and the latest dispatch time among them."""
+    row = await db.fetchrow(_Q["purge_outbox"], older_than_seconds, limit, since)
+    assert row is not None
+    return row["purged"], row["reached"]

@@ -8,7 +8,9 @@ Three loops share one process:
   ``worker_concurrency`` attempts in flight on one shared HTTP client, and hands each result
   to the recorder;
 * the recorder writes finished attempts in batches (whatever accumulated during the previous
-  write), and the monitor publishes the backlog for metrics and readiness.
+  write), and the monitor publishes the backlog for metrics and readiness;
+* the retention loop deletes finished deliveries and outbox rows past their time
+  (:mod:`riskgate.webhooks.retention`).
 
 Killing the process at any moment loses nothing: an undispatched row stays undispatched, a
 claimed delivery comes back when its lease (longer than the attempt timeout) runs out. The
@@ -30,6 +32,7 @@ import asyncpg
 import httpx
 
 from riskgate import db
+from riskgate.dblogin import create_app_pool
 from riskgate.observability.metrics import (
     record_subscription_disabled,
     record_webhook_attempt,
@@ -48,6 +51,7 @@ from riskgate.webhooks.delivery import (
     send,
     verdict,
 )
+from riskgate.webhooks.retention import purge_loop
 from riskgate.webhooks.retry import parse_schedule
 from riskgate.webhooks.schemas import AttemptRecord, Backlog, ClaimedDelivery, message_id
 from riskgate.webhooks.transport import delivery_client
@@ -146,7 +150,7 @@ class Worker:
 
     async def run(self) -> None:
         s = self.settings
-        self._pool = await db.create_pool(
+        self._pool = await create_app_pool(  # refuses a privileged login
             s, "riskgate-worker", min_size=2, max_size=max(4, s.db_pool_max_size)
         )
         self._client = delivery_client(
@@ -158,6 +162,7 @@ class Worker:
             asyncio.create_task(self._listen(), name="webhook-listen"),
             asyncio.create_task(self._dispatch_loop(), name="webhook-dispatch"),
             asyncio.create_task(self._monitor_loop(), name="webhook-monitor"),
+            asyncio.create_task(purge_loop(self.pool, s, self._stopping), name="webhook-retention"),
         ]
         recorder = asyncio.create_task(self._record_loop(), name="webhook-record")
         self.started.set()
