@@ -340,6 +340,25 @@ async def test_a_trailing_newline_in_a_managed_reference_is_422(app: RunningApp)
     assert accepted.status_code == 201, accepted.text
 
 
+async def test_two_idempotency_key_headers_are_400(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    """Which one counts would depend on who reads them: neither does."""
+    first, second = new_key(), new_key()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"idempotency-key", first.encode()),
+        (b"idempotency-key", second.encode()),
+    ]
+    response = await client.post("/v1/score", content=score_body().encode(), headers=headers)
+    problem = assert_problem(response, 400, "idempotency-key-invalid")
+    assert problem["field"] == "Idempotency-Key"
+    written = await db.fetchval(
+        "SELECT count(*) FROM idempotency_keys WHERE key = ANY($1)", [first, second]
+    )
+    assert written == 0
+
+
 # --- item: responses that carry a secret are never cached --------------------------------------
 
 
