@@ -14,10 +14,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 
 from conftest import RunningApp, fresh_database, new_event_id, new_key, running_app
+from riskgate.idempotency.schemas import money_as_spelled_fingerprint
 from riskgate.settings import Settings
+from riskgate.transactions.schemas import DebitRequest
 from webhook_support import subscribe, unique_db, webhook_settings
 
 PROBLEMS = "https://riskgate.io/problems/"
@@ -289,6 +292,24 @@ async def test_another_amount_with_the_same_key_is_still_409(client: httpx.Async
     assert (await send(client, "POST", "/v1/transactions", body, key)).status_code == 201
     other = await send(client, "POST", "/v1/transactions", body.replace("5.00", "5.01"), key)
     assert_problem(other, 409, "idempotency-key-reused")
+
+
+async def test_a_record_stored_before_money_was_canonical_still_replays(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    """A retry that straddles the upgrade: the record carries the earlier fingerprint."""
+    account_id = await open_account(client)
+    key = new_key()
+    body = f'{{"account_id": {account_id}, "amount": "5.00", "currency": "GBP"}}'
+    first = await send(client, "POST", "/v1/transactions", body, key)
+    assert first.status_code == 201, first.text
+    request = msgspec.json.decode(body, type=DebitRequest)
+    earlier = money_as_spelled_fingerprint("POST", "/v1/transactions", request)
+    await db.execute("UPDATE idempotency_keys SET fingerprint = $1 WHERE key = $2", earlier, key)
+    again = await send(client, "POST", "/v1/transactions", body, key)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await balance_and_count(db, account_id) == (9500, 1)
 
 
 async def test_an_opening_balance_spelled_another_way_is_a_replay(

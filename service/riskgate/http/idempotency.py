@@ -16,6 +16,7 @@ from riskgate.idempotency.schemas import (
     StoredResponse,
     fingerprint,
     is_valid_key,
+    money_as_spelled_fingerprint,
 )
 from riskgate.idempotency.service import IdempotencyGate, Replay
 from riskgate.observability.metrics import record_idempotency
@@ -42,7 +43,11 @@ def idempotency_ticket(
             "Idempotency-Key must be 1-255 printable ASCII characters",
             field=HEADER_NAME,
         )
-    return IdempotencyTicket(caller.client_id, key, fingerprint(request.method, route, body))
+    current = fingerprint(request.method, route, body)
+    earlier = money_as_spelled_fingerprint(request.method, route, body)
+    return IdempotencyTicket(
+        caller.client_id, key, current, None if earlier == current else earlier
+    )
 
 
 def stored_response(stored: StoredResponse, *, replayed: bool) -> Response[Any]:

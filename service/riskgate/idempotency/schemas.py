@@ -49,6 +49,10 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def _digest(method: str, route: str, canonical: bytes) -> bytes:
+    return hashlib.sha256(b"%s\n%s\n%s" % (method.encode(), route.encode(), canonical)).digest()
+
+
 def fingerprint(method: str, route: str, body: msgspec.Struct) -> bytes:
     """SHA-256 over method, route template and the canonical form of the decoded body.
 
@@ -57,8 +61,18 @@ def fingerprint(method: str, route: str, body: msgspec.Struct) -> bytes:
     ``5.0``) do not make two equal requests look different.
     """
     tree = _canonical(msgspec.to_builtins(body, builtin_types=(Decimal,)))
-    canonical = msgspec.json.encode(tree, order="sorted")
-    return hashlib.sha256(b"%s\n%s\n%s" % (method.encode(), route.encode(), canonical)).digest()
+    return _digest(method, route, msgspec.json.encode(tree, order="sorted"))
+
+
+def money_as_spelled_fingerprint(method: str, route: str, body: msgspec.Struct) -> bytes:
+    """The fingerprint earlier releases stored: the same, but money as the client spelled it.
+
+    Records made before an upgrade carry it. Matching it too keeps a retry that straddles the
+    upgrade a replay: a 409 there could lead a client to resend under a new key and pay twice.
+    Records live 72 h, so this can go once every deployment has run the canonical form that
+    long.
+    """
+    return _digest(method, route, msgspec.json.encode(body, order="sorted"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,9 @@ class IdempotencyTicket:
     client_id: UUID
     key: str
     fingerprint: bytes
+    earlier_fingerprint: bytes | None = None
+    """What an earlier release stored for the same request, when it differs (see
+    ``money_as_spelled_fingerprint``); a stored record with it is a replay too."""
 
 
 @dataclass(frozen=True, slots=True)
