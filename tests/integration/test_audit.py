@@ -150,10 +150,10 @@ async def append_entries(url: str, count: int) -> None:
         await conn.close()
 
 
-async def verify(url: str) -> ChainReport:
+async def verify(url: str, anchors: dict[int, tuple[int, bytes]] | None = None) -> ChainReport:
     conn = await asyncpg.connect(url)
     try:
-        return await verify_chain(conn)
+        return await verify_chain(conn, anchors)
     finally:
         await conn.close()
 
@@ -208,14 +208,17 @@ async def test_modified_entry_is_reported_at_its_seq(chain_db: str) -> None:
     assert "modified" in str(report.problem)
 
 
+REWRITE_WITH_HASH = """
+    UPDATE audit_log SET details = '{"n": 99}',
+           hash = audit_entry_hash(prev_hash, chain, seq, occurred_at, client_id, actor,
+                                   action, entity_type, entity_id, '{"n": 99}')
+    WHERE seq = $1
+"""
+"""Entry $1 changed, its own hash recomputed to match."""
+
+
 async def test_modified_entry_with_recomputed_hash_breaks_the_next_link(chain_db: str) -> None:
-    await tamper(
-        chain_db,
-        """UPDATE audit_log SET details = '{"n": 99}',
-               hash = audit_entry_hash(prev_hash, chain, seq, occurred_at, client_id, actor,
-                                       action, entity_type, entity_id, '{"n": 99}')
-           WHERE seq = 3""",
-    )
+    await tamper(chain_db, REWRITE_WITH_HASH, 3)
     report = await verify(chain_db)
     assert report.broken_at == 4
     assert "re-linked" in str(report.problem)
@@ -259,14 +262,7 @@ async def test_forged_entry_appended_past_the_head_is_named_at_its_seq(chain_db:
 
 
 async def test_last_entry_rewritten_with_its_hash_is_named_as_rewritten(chain_db: str) -> None:
-    await tamper(
-        chain_db,
-        """UPDATE audit_log SET details = '{"n": 99}',
-               hash = audit_entry_hash(prev_hash, chain, seq, occurred_at, client_id, actor,
-                                       action, entity_type, entity_id, '{"n": 99}')
-           WHERE seq = $1""",
-        ENTRIES,
-    )
+    await tamper(chain_db, REWRITE_WITH_HASH, ENTRIES)
     report = await verify(chain_db)
     assert (report.broken_at, report.checked) == (ENTRIES, ENTRIES - 1)
     assert "rewritten" in str(report.problem)
@@ -280,20 +276,12 @@ async def published(url: str) -> dict[int, tuple[int, bytes]]:
         await conn.close()
 
 
-async def verify_against(url: str, anchors: dict[int, tuple[int, bytes]]) -> ChainReport:
-    conn = await asyncpg.connect(url)
-    try:
-        return await verify_chain(conn, anchors)
-    finally:
-        await conn.close()
-
-
 async def test_published_heads_catch_a_tail_removed_with_its_head(chain_db: str) -> None:
     anchors = await published(chain_db)
     await tamper(chain_db, REWIND_HEAD, ENTRIES - 2)
     await tamper(chain_db, "DELETE FROM audit_log WHERE seq > $1", ENTRIES - 2)
     assert (await verify(chain_db)).intact  # consistent by itself: only the anchor can tell
-    report = await verify_against(chain_db, anchors)
+    report = await verify(chain_db, anchors)
     assert (report.broken_at, report.checked) == (ENTRIES - 1, ENTRIES - 2)
     assert f"a published head records entry {ENTRIES}" in str(report.problem)
 
@@ -305,7 +293,7 @@ async def test_published_heads_catch_a_rewritten_tail(chain_db: str) -> None:
     await tamper(chain_db, FORGE_NEXT)  # a different entry 5, in the deleted one's place
     await tamper(chain_db, REWIND_HEAD, ENTRIES)
     assert (await verify(chain_db)).intact
-    report = await verify_against(chain_db, anchors)
+    report = await verify(chain_db, anchors)
     assert (report.broken_at, report.checked) == (ENTRIES, ENTRIES - 1)
     assert "differs from the published head" in str(report.problem)
 
@@ -313,7 +301,7 @@ async def test_published_heads_catch_a_rewritten_tail(chain_db: str) -> None:
 async def test_published_heads_accept_a_chain_that_grew_since(chain_db: str) -> None:
     anchors = await published(chain_db)
     await append_entries(chain_db, 2)
-    assert await verify_against(chain_db, anchors) == ChainReport(checked=ENTRIES + 2)
+    assert await verify(chain_db, anchors) == ChainReport(checked=ENTRIES + 2)
 
 
 # --- append-only enforcement ---------------------------------------------------------------
