@@ -86,10 +86,23 @@ def _document(raw: bytes) -> object:
         raise MalformedBody("the request body is not valid JSON") from None
 
 
-def _kinds(kind: mi.Type | None) -> list[mi.Type]:
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What the struct expects at one place in the document, as far as these checks care."""
+
+    members: dict[str, _Shape]
+    """An object's known keys (a struct's fields)."""
+    other_members: _Shape | None = None
+    """Any key's value (a dict's values)."""
+    items: _Shape | None = None
+    money: bool = False
+
+
+_UNKNOWN = _Shape({})
+
+
+def _kinds(kind: mi.Type) -> list[mi.Type]:
     """The types a value of ``kind`` may take (unions flattened, constraints stripped)."""
-    if kind is None:
-        return []
     if isinstance(kind, mi.Metadata):
         return _kinds(kind.type)
     if isinstance(kind, mi.UnionType):
@@ -97,23 +110,22 @@ def _kinds(kind: mi.Type | None) -> list[mi.Type]:
     return [kind]
 
 
-def _member_type(kind: mi.Type | None, key: str) -> mi.Type | None:
+def _shape_of(kind: mi.Type, depth: int = 0) -> _Shape:
+    if depth > 32:  # a recursive struct: deeper levels get the generic checks only
+        return _UNKNOWN
+    members: dict[str, _Shape] = {}
+    other = items = None
+    money = False
     for option in _kinds(kind):
         if isinstance(option, mi.StructType):
-            return next((f.type for f in option.fields if f.encode_name == key), None)
-        if isinstance(option, mi.DictType):
-            return option.value_type
-    return None
-
-
-def _item_type(kind: mi.Type | None) -> mi.Type | None:
-    sequences = (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)
-    return next((o.item_type for o in _kinds(kind) if isinstance(o, sequences)), None)
-
-
-def _is_money(kind: mi.Type | None) -> bool:
-    """Money is the only Decimal on the wire (``riskgate.money.AmountInput``)."""
-    return any(isinstance(option, mi.DecimalType) for option in _kinds(kind))
+            members |= {f.encode_name: _shape_of(f.type, depth + 1) for f in option.fields}
+        elif isinstance(option, mi.DictType):
+            other = _shape_of(option.value_type, depth + 1)
+        elif isinstance(option, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+            items = _shape_of(option.item_type, depth + 1)
+        elif isinstance(option, mi.DecimalType):  # money: the only Decimal on the wire
+            money = True
+    return _Shape(members, other, items, money)
 
 
 def _join(path: str, key: str) -> str:
@@ -130,7 +142,7 @@ def _check_text(text: str, path: str) -> None:
         ) from None
 
 
-def _check_object(members: _Members, kind: mi.Type | None, path: str) -> None:
+def _check_object(members: _Members, shape: _Shape, path: str) -> None:
     seen: set[str] = set()
     for key, value in members:
         _check_text(key, path)
@@ -139,20 +151,20 @@ def _check_object(members: _Members, kind: mi.Type | None, path: str) -> None:
                 f"the key {key!r} appears more than once in one object", field=_join(path, key)
             )
         seen.add(key)
-        _check(value, _member_type(kind, key), _join(path, key))
+        inner = shape.members.get(key) or shape.other_members or _UNKNOWN
+        _check(value, inner, _join(path, key))
 
 
-def _check(node: object, kind: mi.Type | None, path: str) -> None:
-    """Refuse what the struct decoder cannot see: ``kind`` is the struct's type at ``path``."""
+def _check(node: object, shape: _Shape, path: str) -> None:
+    """Refuse what the struct decoder cannot see; ``shape`` is what the struct expects here."""
     if isinstance(node, _Members):
-        _check_object(node, kind, path)
+        _check_object(node, shape, path)
     elif isinstance(node, list):
-        item = _item_type(kind)
         for index, value in enumerate(node):
-            _check(value, item, f"{path}[{index}]")
+            _check(value, shape.items or _UNKNOWN, f"{path}[{index}]")
     elif isinstance(node, str):
         _check_text(node, path)
-        if _is_money(kind) and not _DECIMAL_TEXT.fullmatch(node):
+        if shape.money and not _DECIMAL_TEXT.fullmatch(node):
             raise InvalidField(
                 "a decimal string is ASCII digits with an optional point and decimals, "
                 'e.g. "10.50": no sign, exponent, spaces or separators',
@@ -163,8 +175,8 @@ def _check(node: object, kind: mi.Type | None, path: str) -> None:
 
 
 @functools.cache
-def _shape(model: type[msgspec.Struct]) -> mi.Type:
-    return mi.type_info(model)
+def _shape(model: type[msgspec.Struct]) -> _Shape:
+    return _shape_of(mi.type_info(model))
 
 
 def decode_strict(raw: bytes, model: type[T]) -> T:
