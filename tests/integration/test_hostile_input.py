@@ -110,6 +110,16 @@ async def test_a_lone_surrogate_escape_is_400_malformed_body(
     assert_problem(await send(client, method, path, body), 400, "malformed-body")
 
 
+@pytest.mark.parametrize("depth", [33, 450, 2000])
+@pytest.mark.parametrize("opening", ['{"a": ', "["])
+async def test_a_deeply_nested_body_is_400_malformed_body(
+    client: httpx.AsyncClient, opening: str, depth: int
+) -> None:
+    closing = "}" if opening.startswith("{") else "]"
+    body = opening * depth + "1" + closing * depth
+    assert_problem(await send(client, "POST", "/v1/score", body), 400, "malformed-body")
+
+
 async def test_a_surrogate_pair_is_text_and_reaches_validation(client: httpx.AsyncClient) -> None:
     """A paired escape is one character (here an emoji): valid JSON, refused by the id pattern."""
     response = await send(client, "POST", "/v1/score", score_body(event_id="\\ud83d\\ude00"))

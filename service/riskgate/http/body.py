@@ -37,6 +37,10 @@ _NAMED = re.compile(r"(?:unknown|required) field `(?P<name>[^`]+)`")
 # Decimal() would also take " 10.00 ", "1_000", "+10", "1e3", "NaN" and non-ASCII digits.
 _DECIMAL_TEXT = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
+_MAX_NESTING = 32
+"""Objects and arrays deeper than this are refused (ours nest three deep): the checks below
+recurse, and a body must never be able to exhaust the interpreter's stack."""
+
 
 def _field_path(path: str, message: str) -> str:
     """``$.signals`` + "unknown field `x`" -> ``signals.x``; ``$.a[0].b`` -> ``a[0].b``."""
@@ -111,7 +115,7 @@ def _kinds(kind: mi.Type) -> list[mi.Type]:
 
 
 def _shape_of(kind: mi.Type, depth: int = 0) -> _Shape:
-    if depth > 32:  # a recursive struct: deeper levels get the generic checks only
+    if depth > _MAX_NESTING:  # a recursive struct: no body reaches deeper
         return _UNKNOWN
     members: dict[str, _Shape] = {}
     other = items = None
@@ -142,7 +146,7 @@ def _check_text(text: str, path: str) -> None:
         ) from None
 
 
-def _check_object(members: _Members, shape: _Shape, path: str) -> None:
+def _check_object(members: _Members, shape: _Shape, path: str, depth: int) -> None:
     seen: set[str] = set()
     for key, value in members:
         _check_text(key, path)
@@ -152,16 +156,18 @@ def _check_object(members: _Members, shape: _Shape, path: str) -> None:
             )
         seen.add(key)
         inner = shape.members.get(key) or shape.other_members or _UNKNOWN
-        _check(value, inner, _join(path, key))
+        _check(value, inner, _join(path, key), depth)
 
 
-def _check(node: object, shape: _Shape, path: str) -> None:
+def _check(node: object, shape: _Shape, path: str, depth: int = 0) -> None:
     """Refuse what the struct decoder cannot see; ``shape`` is what the struct expects here."""
+    if isinstance(node, _Members | list) and depth >= _MAX_NESTING:
+        raise MalformedBody(f"the body nests objects or arrays deeper than {_MAX_NESTING}")
     if isinstance(node, _Members):
-        _check_object(node, shape, path)
+        _check_object(node, shape, path, depth + 1)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            _check(value, shape.items or _UNKNOWN, f"{path}[{index}]")
+            _check(value, shape.items or _UNKNOWN, f"{path}[{index}]", depth + 1)
     elif isinstance(node, str):
         _check_text(node, path)
         if shape.money and not _DECIMAL_TEXT.fullmatch(node):
