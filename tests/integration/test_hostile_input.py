@@ -310,6 +310,32 @@ async def test_an_opening_balance_spelled_another_way_is_a_replay(
 # --- item: identifiers in paths and queries are anchored too -----------------------------------
 
 
+async def test_a_nul_in_the_event_id_filter_is_422_not_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/events", params={"event_id": "ev\x00"})
+    assert assert_problem(response, 422, "validation-error")["field"] == "event_id"
+
+
+@pytest.mark.parametrize(
+    ("form", "headers"),
+    [
+        pytest.param("client_id=demo%00&client_secret=x", {}, id="form-client-id"),
+        pytest.param("client_id=demo&client_secret=x%00", {}, id="form-secret"),
+        pytest.param("", {"authorization": "Basic ZGVtbyUwMDp4"}, id="basic-demo%00:x"),
+    ],
+)
+async def test_a_nul_in_token_credentials_is_a_client_error_not_a_500(
+    app: RunningApp, form: str, headers: dict[str, str]
+) -> None:
+    body = "&".join(part for part in ("grant_type=client_credentials", form) if part)
+    response = await app.anonymous.post(
+        "/oauth2/token",
+        content=body.encode(),
+        headers={"content-type": "application/x-www-form-urlencoded", **headers},
+    )
+    assert response.status_code in (400, 401), response.text
+    assert response.json()["error"] in ("invalid_request", "invalid_client")
+
+
 async def test_a_trailing_newline_in_event_id_is_422(client: httpx.AsyncClient) -> None:
     response = await send(client, "POST", "/v1/score", score_body(event_id="ev-1\\n"))
     assert assert_problem(response, 422, "validation-error")["field"] == "event_id"

@@ -316,3 +316,19 @@ async def test_a_malformed_managed_reference_is_422(app: RunningApp, ref: str, f
     assert refused.status_code == 422, refused.text
     assert refused.json()["field"] == field
     assert (await app.client.put(f"{managed}/payments/hooks", json=body)).status_code in (200, 201)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param(SUBS, {"url": f"{URL}\u0000", "event_types": ["webhook.test"]}, id="create"),
+        pytest.param("/v1/webhooks/test", {"url": f"{URL}\u0000"}, id="test"),
+    ],
+)
+async def test_a_nul_in_a_url_is_422_not_a_500(
+    app: RunningApp, path: str, body: dict[str, Any]
+) -> None:
+    """Valid JSON, but no PostgreSQL text column can store it."""
+    response = await app.client.post(path, json=body, headers={"Idempotency-Key": new_key()})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "url"

@@ -5,9 +5,9 @@ some errors without the field. Ours reads every body twice. The standard library
 reads the document as written, each object member in order, so that what a fast parser glosses
 over is refused: a key given twice (msgspec, like most parsers, keeps the last one, and a
 component in front that keeps the first would act on another request), a lone UTF-16
-surrogate (no UTF-8 text can carry it), NaN and Infinity (not JSON), and money strings spelled
-any way but plain digits. msgspec then decodes the body into its struct in strict mode, naming
-the field in every error.
+surrogate (no UTF-8 text can carry it), NUL (no PostgreSQL text can), NaN and Infinity (not
+JSON), and money strings spelled any way but plain digits. msgspec then decodes the body into
+its struct in strict mode, naming the field in every error.
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ def _check_text(text: str, path: str) -> None:
             "a string in the body holds a lone UTF-16 surrogate escape, which is not text",
             field=path or None,
         ) from None
+    if "\x00" in text:  # valid JSON ("\u0000"), but no PostgreSQL text or jsonb can hold it
+        raise InvalidField("must not contain NUL (U+0000)", field=path or "body")
 
 
 def _check_object(members: _Members, shape: _Shape, path: str, depth: int) -> None:

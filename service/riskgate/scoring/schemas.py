@@ -12,13 +12,14 @@ from riskgate.wire import Wire, whole
 
 Action = Literal["allow", "review", "hold"]
 SignalName = Literal["delay", "weather", "geo", "payment_anomaly"]
+EVENT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
 SOURCE_PATTERN = r"[a-z][a-z0-9_-]{1,31}"
 UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0, description="A value in [0, 1].")]
 
 EventId = Annotated[
     str,
     Meta(
-        pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"),
+        pattern=whole(EVENT_ID_PATTERN),
         description="The client's own id for the event, unique per client: 1-128 of A-Za-z0-9._:-",
         examples=["bk_20261123_0001"],
     ),
