@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from riskgate.accounts.schemas import CustomerRef
-from riskgate.scoring.schemas import SOURCE_PATTERN, EventId, Source
+from riskgate.scoring.schemas import EVENT_ID_PATTERN, SOURCE_PATTERN, EventId, Source
 from riskgate.settings import Settings, SettingsError
 from riskgate.webhooks.crypto import KeyRing, KeyRingError, generate_key_entry
 from riskgate.webhooks.schemas import (
@@ -58,6 +58,7 @@ def test_wire_identifier_refuses_a_trailing_newline(kind: Any, valid: str) -> No
         pytest.param(MANAGED_REF_PART, "payments", id="managed-namespace-or-name"),
         pytest.param(whole(MESSAGE_ID_PATTERN), MESSAGE_ID, id="delivery-id"),
         pytest.param(whole(SOURCE_PATTERN), "flight", id="source-filter"),
+        pytest.param(whole(EVENT_ID_PATTERN), "ev-1", id="event-id-filter"),
     ],
 )
 def test_path_and_query_pattern_refuses_a_trailing_newline(pattern: str, valid: str) -> None:
