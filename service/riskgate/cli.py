@@ -128,7 +128,9 @@ def _with_connection(work: Callable[[asyncpg.Connection[Any]], Awaitable[T]]) ->
     settings = _load(DatabaseSettings)
 
     async def run() -> T:
-        conn = await asyncpg.connect(settings.database_url)
+        # As the app role: the login itself may hold no privileges (NOINHERIT).
+        role = {"role": settings.db_role} if settings.db_role else {}
+        conn = await asyncpg.connect(settings.database_url, server_settings=role)
         try:
             return await work(conn)
         finally:
