@@ -14,13 +14,15 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from riskgate.settings import DatabaseSettings, MigrationSettings, Settings, SettingsError
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from riskgate.auth.service import IssuedCredentials
     from riskgate.db import Pool
     from riskgate.settings import _FromEnv
@@ -152,34 +154,68 @@ def audit() -> None:
     """Audit log tools."""
 
 
-@audit.command("verify")
-def audit_verify() -> None:
-    """Check every audit hash chain end to end; exit 1 naming the chain and entry that break."""
+def _with_connection(work: Callable[[asyncpg.Connection[Any]], Awaitable[T]]) -> T:
+    """Run ``work`` on one connection to RISKGATE_DATABASE_URL (the audit tools)."""
     import asyncpg
-
-    from riskgate.audit.service import verify_chain
 
     settings = _load(DatabaseSettings)
 
-    async def run() -> None:
+    async def run() -> T:
         # As the app role: the login itself may hold no privileges (NOINHERIT).
         role = {"role": settings.db_role} if settings.db_role else {}
         conn = await asyncpg.connect(settings.database_url, server_settings=role)
         try:
-            report = await verify_chain(conn)
+            return await work(conn)
         finally:
             await conn.close()
-        if not report.intact:
-            click.secho(
-                f"audit chain {report.broken_chain} BROKEN at entry {report.broken_at}: "
-                f"{report.problem}",
-                fg="red",
-            )
-            click.echo(f"{report.checked} entries before it verified")
-            raise SystemExit(1)
-        click.secho(f"audit chain intact: {report.checked} entries verified", fg="green")
 
-    asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _read_published_heads(path: Path) -> dict[int, tuple[int, bytes]]:
+    import msgspec
+
+    from riskgate.audit.schemas import PublishedHeads
+
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=PublishedHeads).anchors()
+    except (OSError, msgspec.DecodeError, ValueError) as exc:
+        _fail(f"{path}: not a file printed by `riskgate audit heads` ({exc})")
+
+
+@audit.command("verify")
+@click.option(
+    "--against",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Heads published earlier by `riskgate audit heads`: each chain must still hold them.",
+)
+def audit_verify(against: Path | None) -> None:
+    """Check every audit hash chain end to end; exit 1 naming the chain and entry that break."""
+    from riskgate.audit.service import verify_chain
+
+    anchors = _read_published_heads(against) if against else None
+    report = _with_connection(lambda conn: verify_chain(conn, anchors))
+    if not report.intact:
+        click.secho(
+            f"audit chain {report.broken_chain} BROKEN at entry {report.broken_at}: "
+            f"{report.problem}",
+            fg="red",
+        )
+        click.echo(f"{report.checked} entries before it verified")
+        raise SystemExit(1)
+    anchored = f", against the heads in {against}" if against else ""
+    click.secho(f"audit chain intact: {report.checked} entries verified{anchored}", fg="green")
+
+
+@audit.command("heads")
+def audit_heads() -> None:
+    """Print each chain's head (seq and hash) as JSON, to publish outside the database."""
+    import msgspec
+
+    from riskgate.audit.service import published_heads
+
+    heads = _with_connection(published_heads)
+    click.echo(msgspec.json.format(msgspec.json.encode(heads), indent=2))
 
 
 def _with_pool(work: Callable[[Pool], Awaitable[T]]) -> T:

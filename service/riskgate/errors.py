@@ -45,6 +45,14 @@ class MalformedBody(BadRequest):
     title = "Request body is not valid JSON"
 
 
+class DuplicateKey(BadRequest):
+    """A key appears twice in one JSON object; ``field`` is its path. Parsers disagree on which
+    one counts, so neither may."""
+
+    slug = "duplicate-key"
+    title = "Request body repeats a key"
+
+
 class InvalidField(RiskgateError):
     """A value failed validation; ``field`` is its dotted path (``signals.delay``)."""
 

@@ -3,6 +3,8 @@
 Amounts arrive as JSON numbers or decimal strings; msgspec decodes both straight into
 ``Decimal`` from their text, so ``10.10`` is exactly ten pounds ten. Validation then insists the
 value is finite, positive, within the maximum, and has no more decimals than the currency has.
+``AmountInput`` is the only Decimal in any request struct: the body decoder
+(``riskgate.http.body``) holds every Decimal field's string form to plain ASCII digits.
 """
 
 from __future__ import annotations

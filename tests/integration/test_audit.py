@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import RunningApp, fresh_database, new_event_id, new_key, superuser_url
-from riskgate.audit.service import GENESIS_HASH, ChainReport, verify_chain
+from riskgate.audit.service import GENESIS_HASH, ChainReport, published_heads, verify_chain
 
 ENTRIES = 5
 APP_ROLE = "riskgate_app"
@@ -150,10 +151,10 @@ async def append_entries(url: str, count: int) -> None:
         await conn.close()
 
 
-async def verify(url: str) -> ChainReport:
+async def verify(url: str, anchors: dict[int, tuple[int, bytes]] | None = None) -> ChainReport:
     conn = await asyncpg.connect(url)
     try:
-        return await verify_chain(conn)
+        return await verify_chain(conn, anchors)
     finally:
         await conn.close()
 
@@ -208,14 +209,17 @@ async def test_modified_entry_is_reported_at_its_seq(chain_db: str) -> None:
     assert "modified" in str(report.problem)
 
 
+REWRITE_WITH_HASH = """
+    UPDATE audit_log SET details = '{"n": 99}',
+           hash = audit_entry_hash(prev_hash, chain, seq, occurred_at, client_id, actor,
+                                   action, entity_type, entity_id, '{"n": 99}')
+    WHERE seq = $1
+"""
+"""Entry $1 changed, its own hash recomputed to match."""
+
+
 async def test_modified_entry_with_recomputed_hash_breaks_the_next_link(chain_db: str) -> None:
-    await tamper(
-        chain_db,
-        """UPDATE audit_log SET details = '{"n": 99}',
-               hash = audit_entry_hash(prev_hash, chain, seq, occurred_at, client_id, actor,
-                                       action, entity_type, entity_id, '{"n": 99}')
-           WHERE seq = 3""",
-    )
+    await tamper(chain_db, REWRITE_WITH_HASH, 3)
     report = await verify(chain_db)
     assert report.broken_at == 4
     assert "re-linked" in str(report.problem)
@@ -233,6 +237,72 @@ async def test_deleted_last_entry_is_reported_as_removed_from_the_end(chain_db: 
     report = await verify(chain_db)
     assert (report.broken_at, report.checked) == (ENTRIES, ENTRIES - 1)
     assert "removed from the end" in str(report.problem)
+
+
+FORGE_NEXT = """
+    INSERT INTO audit_log (chain, seq, occurred_at, client_id, actor, action, entity_type,
+                           entity_id, details, prev_hash, hash)
+    SELECT chain, seq + 1, now(), NULL, 'mallory', 'decision.created', 'event', 'forged', '{}',
+           hash, audit_entry_hash(hash, chain, seq + 1, now(), NULL,
+                                  'mallory', 'decision.created', 'event', 'forged', '{}')
+    FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)
+"""
+"""A well-formed entry after the last one, written with the insert trigger off."""
+
+REWIND_HEAD = """
+    UPDATE audit_chain_head h SET last_seq = l.seq, last_hash = l.hash
+    FROM audit_log l WHERE l.chain = h.chain AND l.seq = $1
+"""
+
+
+async def test_forged_entry_appended_past_the_head_is_named_at_its_seq(chain_db: str) -> None:
+    await tamper(chain_db, FORGE_NEXT)
+    report = await verify(chain_db)
+    assert (report.broken_at, report.checked) == (ENTRIES + 1, ENTRIES)
+    assert "appended without the insert trigger" in str(report.problem)
+
+
+async def test_last_entry_rewritten_with_its_hash_is_named_as_rewritten(chain_db: str) -> None:
+    await tamper(chain_db, REWRITE_WITH_HASH, ENTRIES)
+    report = await verify(chain_db)
+    assert (report.broken_at, report.checked) == (ENTRIES, ENTRIES - 1)
+    assert "rewritten" in str(report.problem)
+
+
+async def published(url: str) -> dict[int, tuple[int, bytes]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return (await published_heads(conn)).anchors()
+    finally:
+        await conn.close()
+
+
+async def test_published_heads_catch_a_tail_removed_with_its_head(chain_db: str) -> None:
+    anchors = await published(chain_db)
+    await tamper(chain_db, REWIND_HEAD, ENTRIES - 2)
+    await tamper(chain_db, "DELETE FROM audit_log WHERE seq > $1", ENTRIES - 2)
+    assert (await verify(chain_db)).intact  # consistent by itself: only the anchor can tell
+    report = await verify(chain_db, anchors)
+    assert (report.broken_at, report.checked) == (ENTRIES - 1, ENTRIES - 2)
+    assert f"a published head records entry {ENTRIES}" in str(report.problem)
+
+
+async def test_published_heads_catch_a_rewritten_tail(chain_db: str) -> None:
+    anchors = await published(chain_db)
+    await tamper(chain_db, "DELETE FROM audit_log WHERE seq = $1", ENTRIES)
+    await tamper(chain_db, REWIND_HEAD, ENTRIES - 1)
+    await tamper(chain_db, FORGE_NEXT)  # a different entry 5, in the deleted one's place
+    await tamper(chain_db, REWIND_HEAD, ENTRIES)
+    assert (await verify(chain_db)).intact
+    report = await verify(chain_db, anchors)
+    assert (report.broken_at, report.checked) == (ENTRIES, ENTRIES - 1)
+    assert "differs from the published head" in str(report.problem)
+
+
+async def test_published_heads_accept_a_chain_that_grew_since(chain_db: str) -> None:
+    anchors = await published(chain_db)
+    await append_entries(chain_db, 2)
+    assert await verify(chain_db, anchors) == ChainReport(checked=ENTRIES + 2)
 
 
 # --- append-only enforcement ---------------------------------------------------------------
@@ -299,7 +369,7 @@ class Completed:
     output: str
 
 
-async def run_verify_cli(database_url: str) -> Completed:
+async def run_audit_cli(database_url: str, *args: str) -> Completed:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
     env["RISKGATE_DATABASE_URL"] = database_url
     proc = await asyncio.create_subprocess_exec(
@@ -307,7 +377,7 @@ async def run_verify_cli(database_url: str) -> Completed:
         "-m",
         "riskgate",
         "audit",
-        "verify",
+        *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -316,6 +386,10 @@ async def run_verify_cli(database_url: str) -> Completed:
         stdout, _ = await proc.communicate()
     assert proc.returncode is not None
     return Completed(proc.returncode, stdout.decode())
+
+
+async def run_verify_cli(database_url: str, *args: str) -> Completed:
+    return await run_audit_cli(database_url, "verify", *args)
 
 
 async def test_cli_verify_on_an_intact_chain_exits_0(chain_db: str) -> None:
@@ -329,3 +403,40 @@ async def test_cli_verify_on_a_tampered_chain_exits_1_naming_the_entry(chain_db:
     result = await run_verify_cli(chain_db)
     assert result.returncode == 1, result.output
     assert "BROKEN at entry 2: expected entry 2 next, found 3" in result.output
+
+
+async def test_cli_heads_are_published_and_verify_against_them(
+    chain_db: str, tmp_path: Path
+) -> None:
+    heads = await run_audit_cli(chain_db, "heads")
+    assert heads.returncode == 0, heads.output
+    document = json.loads(heads.output)
+    [chain] = [c for c in document["chains"] if c["seq"]]
+    assert chain["seq"] == ENTRIES
+    conn = await asyncpg.connect(chain_db)
+    try:
+        assert bytes.fromhex(chain["hash"]) == await hash_of(conn, chain["chain"], ENTRIES)
+    finally:
+        await conn.close()
+    published_file = tmp_path / "heads.json"
+    published_file.write_text(heads.output)
+
+    intact = await run_verify_cli(chain_db, "--against", str(published_file))
+    assert intact.returncode == 0, intact.output
+    assert "intact" in intact.output
+
+    await tamper(chain_db, REWIND_HEAD, ENTRIES - 1)
+    await tamper(chain_db, "DELETE FROM audit_log WHERE seq = $1", ENTRIES)
+    broken = await run_verify_cli(chain_db, "--against", str(published_file))
+    assert broken.returncode == 1, broken.output
+    assert f"BROKEN at entry {ENTRIES}: chain ends at entry {ENTRIES - 1}" in broken.output
+
+
+async def test_cli_verify_refuses_a_file_that_is_not_published_heads(
+    chain_db: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "heads.json"
+    bad.write_text('{"taken_at": "2026-12-01T00:00:00Z", "chains": [{"chain": 0}]}')
+    result = await run_verify_cli(chain_db, "--against", str(bad))
+    assert result.returncode == 2, result.output
+    assert "not a file printed by `riskgate audit heads`" in result.output

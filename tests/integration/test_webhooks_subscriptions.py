@@ -271,3 +271,71 @@ async def test_webhook_routes_are_in_the_openapi_document(app: RunningApp) -> No
         "/v1/webhooks/managed-subscriptions/{namespace}/{name}",
     ):
         assert path in paths, path
+
+
+def assert_not_cacheable(response: httpx.Response) -> None:
+    assert response.headers.get("cache-control") == "no-store", response.headers
+    assert response.headers.get("pragma") == "no-cache", response.headers
+
+
+async def test_every_response_carrying_a_secret_is_no_store(app: RunningApp) -> None:
+    """Creation, rotation and the bare-URL test, each answered and then replayed."""
+    created = await subscribe(app.client, URL)
+    requests: list[tuple[str, dict[str, Any] | None]] = [
+        (SUBS, {"url": URL, "event_types": ["webhook.test"]}),
+        ("/v1/webhooks/test", {"url": URL}),
+        (f"{SUBS}/{created['id']}/rotate-secret", None),
+    ]
+    for path, body in requests:
+        headers = {"Idempotency-Key": new_key()}
+        first = await app.client.post(path, json=body, headers=headers)
+        again = await app.client.post(path, json=body, headers=headers)
+        assert first.status_code in (200, 201, 202), first.text
+        assert "whsec_" in first.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert_not_cacheable(first)
+        assert_not_cacheable(again)
+
+
+async def test_a_trailing_newline_in_a_delivery_id_finds_nothing(app: RunningApp) -> None:
+    sent = await app.client.post(
+        "/v1/webhooks/test", json={"url": URL}, headers={"Idempotency-Key": new_key()}
+    )
+    assert sent.status_code == 202, sent.text
+    delivery = f"/v1/webhooks/deliveries/{sent.json()['delivery_id']}"
+    assert (await app.client.get(delivery)).status_code == 200
+    aliased = await app.client.get(f"{delivery}%0A")
+    assert aliased.status_code in (404, 422), aliased.text
+
+
+@pytest.mark.parametrize(
+    ("ref", "field"),
+    [
+        pytest.param("payments%0A/hooks", "namespace", id="newline-after-namespace"),
+        pytest.param("payments/hooks%0A", "name", id="newline-after-name"),
+        pytest.param("Payments/hooks", "namespace", id="not-rfc-1123"),
+    ],
+)
+async def test_a_malformed_managed_reference_is_422(app: RunningApp, ref: str, field: str) -> None:
+    body = managed_body(app.caller.name, "whsec_" + "A" * 43 + "=")
+    managed = "/v1/webhooks/managed-subscriptions"
+    refused = await app.client.put(f"{managed}/{ref}", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == field
+    assert (await app.client.put(f"{managed}/payments/hooks", json=body)).status_code in (200, 201)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param(SUBS, {"url": f"{URL}\u0000", "event_types": ["webhook.test"]}, id="create"),
+        pytest.param("/v1/webhooks/test", {"url": f"{URL}\u0000"}, id="test"),
+    ],
+)
+async def test_a_nul_in_a_url_is_422_not_a_500(
+    app: RunningApp, path: str, body: dict[str, Any]
+) -> None:
+    """Valid JSON, but no PostgreSQL text column can store it."""
+    response = await app.client.post(path, json=body, headers={"Idempotency-Key": new_key()})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "url"

@@ -9,14 +9,14 @@ from msgspec import Meta
 
 from riskgate.money import AmountInput, Currency, MoneyText
 from riskgate.transactions.schemas import TransactionResponse
-from riskgate.wire import Page, Wire
+from riskgate.wire import Page, Wire, whole
 
 AccountStatus = Literal["active", "frozen", "closed"]
 
 CustomerRef = Annotated[
     str,
     Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        pattern=whole(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"),
         description="A pseudonymous reference to the customer (never a name or an e-mail).",
         examples=["cust_7f3a91"],
     ),

@@ -69,6 +69,8 @@ def _form(body: bytes, content_type: str | None) -> dict[str, str]:
             raise OAuthInvalidRequest(f"parameter {name} is repeated", field=name)
         if len(value) > _MAX_PARAM:
             raise OAuthInvalidRequest(f"parameter {name} is too long", field=name)
+        if "\x00" in name or "\x00" in value:  # %00: no PostgreSQL text can hold it
+            raise OAuthInvalidRequest("the form body holds a NUL character", field=name or None)
         form[name] = value
     return form
 
@@ -82,7 +84,10 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         raise OAuthInvalidClient("malformed HTTP Basic credentials", basic_challenge=True) from None
     # RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
-    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+    client_id, secret = unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))
+    if "\x00" in client_id + secret:
+        raise OAuthInvalidClient("malformed HTTP Basic credentials", basic_challenge=True)
+    return client_id, secret
 
 
 def parse_token_request(body: bytes, headers: dict[str, str]) -> TokenRequest:

@@ -18,7 +18,8 @@ from riskgate.http.cursor import decode_cursor, encode_cursor
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
 from riskgate.runtime import Runtime
-from riskgate.scoring.schemas import Action
+from riskgate.scoring.schemas import EVENT_ID_PATTERN, SOURCE_PATTERN, Action
+from riskgate.wire import whole
 
 MAX_PAGE = 100
 
@@ -56,8 +57,8 @@ async def list_events(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
     action: Annotated[Action | None, QueryParameter()] = None,
-    source: Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z0-9_-]{1,31}$")] = None,
-    event_id: Annotated[str | None, QueryParameter(max_length=128)] = None,
+    source: Annotated[str | None, QueryParameter(pattern=whole(SOURCE_PATTERN))] = None,
+    event_id: Annotated[str | None, QueryParameter(pattern=whole(EVENT_ID_PATTERN))] = None,
     created_after: Annotated[
         datetime | None, QueryParameter(description="inclusive, RFC 3339")
     ] = None,

@@ -16,28 +16,38 @@ from riskgate.idempotency.schemas import (
     StoredResponse,
     fingerprint,
     is_valid_key,
+    money_as_spelled_fingerprint,
 )
 from riskgate.idempotency.service import IdempotencyGate, Replay
 from riskgate.observability.metrics import record_idempotency
 from riskgate.observability.tracing import current_trace_context, format_traceparent
 
 HEADER = "idempotency-key"
+HEADER_NAME = "Idempotency-Key"
 
 
 def idempotency_ticket(
     request: Request[Any, Any, Any], caller: Caller, route: str, body: msgspec.Struct
 ) -> IdempotencyTicket:
     """The caller's claim on the request's key, or a 400 when the key is absent or malformed."""
-    key = request.headers.get(HEADER)
-    if key is None:
+    keys = request.headers.getall(HEADER, [])
+    if not keys:
         record_idempotency("missing_key")
         raise IdempotencyKeyMissing("this endpoint requires an Idempotency-Key header")
+    if len(keys) > 1:
+        # We would read the first; a proxy or client library may keep the last.
+        raise IdempotencyKeyInvalid("send exactly one Idempotency-Key header", field=HEADER_NAME)
+    key = keys[0]
     if not is_valid_key(key):
         raise IdempotencyKeyInvalid(
             "Idempotency-Key must be 1-255 printable ASCII characters",
-            field="Idempotency-Key",
+            field=HEADER_NAME,
         )
-    return IdempotencyTicket(caller.client_id, key, fingerprint(request.method, route, body))
+    current = fingerprint(request.method, route, body)
+    earlier = money_as_spelled_fingerprint(request.method, route, body)
+    return IdempotencyTicket(
+        caller.client_id, key, current, None if earlier == current else earlier
+    )
 
 
 def stored_response(stored: StoredResponse, *, replayed: bool) -> Response[Any]:

@@ -77,6 +77,15 @@ async def settle(
     return await resolve_existing(pool, ticket, retry_after), True
 
 
+def _same_request(stored_fingerprint: bytes, ticket: IdempotencyTicket) -> bool:
+    candidates = (ticket.fingerprint, ticket.earlier_fingerprint)
+    return any(
+        secrets.compare_digest(stored_fingerprint, candidate)
+        for candidate in candidates
+        if candidate is not None
+    )
+
+
 async def resolve_existing(
     pool: Pool, ticket: IdempotencyTicket, retry_after: int
 ) -> StoredResponse:
@@ -90,7 +99,7 @@ async def resolve_existing(
             retry_after_seconds=retry_after,
         )
     stored_fingerprint, response = found
-    if not secrets.compare_digest(stored_fingerprint, ticket.fingerprint):
+    if not _same_request(stored_fingerprint, ticket):
         record_idempotency("mismatch")
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request body or route"

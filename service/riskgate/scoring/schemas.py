@@ -8,16 +8,18 @@ from uuid import UUID
 
 from msgspec import Meta
 
-from riskgate.wire import Wire
+from riskgate.wire import Wire, whole
 
 Action = Literal["allow", "review", "hold"]
 SignalName = Literal["delay", "weather", "geo", "payment_anomaly"]
+EVENT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
+SOURCE_PATTERN = r"[a-z][a-z0-9_-]{1,31}"
 UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0, description="A value in [0, 1].")]
 
 EventId = Annotated[
     str,
     Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        pattern=whole(EVENT_ID_PATTERN),
         description="The client's own id for the event, unique per client: 1-128 of A-Za-z0-9._:-",
         examples=["bk_20261123_0001"],
     ),
@@ -25,7 +27,7 @@ EventId = Annotated[
 Source = Annotated[
     str,
     Meta(
-        pattern=r"^[a-z][a-z0-9_-]{1,31}$",
+        pattern=whole(SOURCE_PATTERN),
         description="Where the event comes from: a lowercase slug such as flight, hotel or rail.",
         examples=["flight"],
     ),

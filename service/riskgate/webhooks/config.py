@@ -12,7 +12,7 @@ from riskgate.webhooks.retry import parse_schedule
 if TYPE_CHECKING:
     from riskgate.settings import Settings
 
-_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
 _RESERVED_HEADERS = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "traceparent"}
 )
@@ -25,7 +25,7 @@ def check_webhook_settings(settings: Settings) -> None:
     except ValueError as exc:
         raise ValueError(f"RISKGATE_WEBHOOK_RETRY_SCHEDULE: {exc}") from None
     header = settings.webhook_signature_header
-    if not _TOKEN.match(header) or header.lower() in _RESERVED_HEADERS:
+    if not _TOKEN.fullmatch(header) or header.lower() in _RESERVED_HEADERS:
         raise ValueError(
             "RISKGATE_WEBHOOK_SIGNATURE_HEADER: must be an HTTP header name (e.g. "
             "Riskgate-Signature) other than the Standard Webhooks ones"

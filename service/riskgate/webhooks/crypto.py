@@ -22,7 +22,7 @@ from riskgate.errors import WebhookEncryptionUnavailable
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
 
 
 class KeyRingError(ValueError):
@@ -42,7 +42,7 @@ class Sealed:
 
 def generate_key_entry(key_id: str) -> str:
     """A new ring entry ``<key_id>:<base64 key>``."""
-    if not _KEY_ID.match(key_id):
+    if not _KEY_ID.fullmatch(key_id):
         raise KeyRingError("a key id is 1-32 of A-Z a-z 0-9 . _ -")
     return f"{key_id}:{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"
 
@@ -59,7 +59,7 @@ class KeyRing:
         keys: list[tuple[str, bytes]] = []
         for entry in entries:
             key_id, sep, encoded = entry.partition(":")
-            if not sep or not _KEY_ID.match(key_id):
+            if not sep or not _KEY_ID.fullmatch(key_id):
                 raise KeyRingError(
                     "each entry is <key id>:<base64 key>, key id 1-32 of A-Za-z0-9._-"
                 )

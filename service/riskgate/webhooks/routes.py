@@ -17,11 +17,12 @@ from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
 from riskgate.runtime import Runtime
 from riskgate.webhooks.schemas import (
+    MANAGED_REF_PART,
+    MESSAGE_ID_PATTERN,
     Delivery,
     DeliveryPage,
     DeliveryStatus,
     EventType,
-    ManagedRefPart,
     ManagedSubscriptionSync,
     RecoverRequest,
     RecoverResult,
@@ -37,6 +38,7 @@ from riskgate.webhooks.schemas import (
     parse_message_id,
 )
 from riskgate.webhooks.service import ROUTE_DELIVERIES, ROUTE_SUBSCRIPTIONS, Actor, DeliveryFilter
+from riskgate.wire import whole
 
 READ = {"scope": "webhooks:read"}
 WRITE = {"scope": "webhooks:write"}
@@ -47,10 +49,15 @@ ONE = f"{ROUTE_SUBSCRIPTIONS}/{{subscription_id:uuid}}"
 MANAGED = "/v1/webhooks/managed-subscriptions/{namespace:str}/{name:str}"
 SubscriptionId = Annotated[UUID, PathParameter(description="The subscription's id")]
 DeliveryId = Annotated[
-    str, PathParameter(pattern=r"^msg_[0-9a-f]{32}$", description="The delivery's `webhook-id`")
+    str,
+    PathParameter(pattern=whole(MESSAGE_ID_PATTERN), description="The delivery's `webhook-id`"),
 ]
-Namespace = Annotated[ManagedRefPart, PathParameter(description="The resource's namespace")]
-Name = Annotated[ManagedRefPart, PathParameter(description="The resource's name")]
+# Litestar checks a path parameter against its PathParameter's own constraints only (a Meta
+# nested inside the type is ignored), so the pattern must sit here.
+Namespace = Annotated[
+    str, PathParameter(pattern=MANAGED_REF_PART, description="The resource's namespace")
+]
+Name = Annotated[str, PathParameter(pattern=MANAGED_REF_PART, description="The resource's name")]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str | None, QueryParameter(max_length=64)]
 

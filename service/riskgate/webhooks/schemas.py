@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from riskgate.scoring.schemas import Action
-from riskgate.wire import Page, Wire
+from riskgate.wire import Page, Wire, whole
 
 EventType = Literal[
     "decision.created",
@@ -34,7 +34,7 @@ WebhookUrl = Annotated[
     Meta(
         min_length=10,
         max_length=2048,
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$",
+        pattern=whole(r"[Hh][Tt][Tt][Pp][Ss]?://[^\s]+"),
         description="An http(s) URL on the public internet (private and loopback targets are "
         "refused unless the deployment allows them).",
         examples=["https://hooks.example.com/riskgate"],
@@ -50,10 +50,13 @@ Actions = Annotated[
     ),
 ]
 Seconds = Annotated[int, Meta(ge=0, le=7 * 86400)]
-ClientName = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{1,62}$")]
-ManagedRefPart = Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
+ClientName = Annotated[str, Meta(pattern=whole(r"[a-z0-9][a-z0-9._-]{1,62}"))]
+MANAGED_REF_PART = whole(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+"""A Kubernetes namespace or name (RFC 1123), one half of ``managed_ref``."""
+MESSAGE_ID_PATTERN = r"msg_([0-9a-f]{32})"
+ManagedSecretValue = Annotated[str, Meta(pattern=whole(r"whsec_[A-Za-z0-9+/]{32,88}={0,2}"))]
 
-_MSG_ID = re.compile(r"^msg_([0-9a-f]{32})$")
+_MSG_ID = re.compile(MESSAGE_ID_PATTERN)
 
 
 def message_id(delivery_id: UUID) -> str:
@@ -62,7 +65,7 @@ def message_id(delivery_id: UUID) -> str:
 
 
 def parse_message_id(text: str) -> UUID | None:
-    match = _MSG_ID.match(text)
+    match = _MSG_ID.fullmatch(text)
     return uuid.UUID(match[1]) if match else None
 
 
@@ -168,7 +171,7 @@ class RecoverResult(Wire):
 
 
 class ManagedSecret(Wire):
-    value: Annotated[str, Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
+    value: ManagedSecretValue
     expires_at: datetime | None = None
     """When this secret stops signing (the previous secret during an overlap); null: current."""
 

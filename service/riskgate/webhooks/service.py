@@ -71,6 +71,10 @@ class DeliveryFilter:
     event_ref: UUID | None = None
 
 
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+"""Headers of every response that carries a signing secret: no cache or proxy may keep it."""
+
+
 def _spec(
     url: str, event_types: list[str], actions: Sequence[str] | None, paused: bool
 ) -> SubscriptionSpec:
@@ -124,7 +128,7 @@ class WebhookService:
         """(what this request answers, what is kept for replays: the body sealed, as it
         carries a signing secret)."""
         plain = msgspec.json.encode(body)
-        headers = {"Location": location}
+        headers = {"Location": location, **NO_STORE}
         sealed = self._keys.seal_packed(plain, self._binding(ticket))
         return StoredResponse(status, headers, plain), StoredResponse(status, headers, sealed)
 
@@ -132,7 +136,8 @@ class WebhookService:
         """The idempotency key's stored answer, unsealed (it carries a signing secret)."""
         stored = await resolve_existing(self._pool, ticket, self._retry_after)
         body = self._keys.open_packed(stored.body, self._binding(ticket))
-        return StoredResponse(stored.status, stored.headers, body)
+        # Merged, not only stored: records kept before the header was added replay with it too.
+        return StoredResponse(stored.status, {**stored.headers, **NO_STORE}, body)
 
     async def _visible(self, subscription_id: UUID, actor: Actor) -> tuple[Subscription, bool]:
         found = await repository.get_subscription(self._pool, subscription_id, actor.client_id)

@@ -1,11 +1,17 @@
 """SSRF guard: webhook targets must be public http(s) endpoints.
 
 A URL is refused when its scheme is not http or https, or when ANY address its host resolves
-to is loopback, private, link-local, multicast, unspecified, reserved, shared (CGNAT), or a
-cloud metadata endpoint; IPv4 addresses embedded in IPv6 (IPv4-mapped, 6to4, Teredo, NAT64)
-are judged as the IPv4 address they carry. The check runs when a subscription is saved and
-again on every new connection at delivery time, against the addresses actually dialled
+to is not global unicast: loopback, private, link-local, multicast, unspecified, reserved,
+documentation, benchmarking, shared (CGNAT), deprecated site-local, or a cloud metadata
+endpoint. IPv4 addresses embedded in IPv6 (IPv4-mapped, 6to4, Teredo, NAT64) are judged as the
+IPv4 address they carry. The check runs when a subscription is saved and again on every new
+connection at delivery time, against the addresses actually dialled
 (``riskgate.webhooks.transport``), so DNS rebinding between the two gains nothing.
+
+The ranges are listed here rather than taken from ``ipaddress``'s ``is_private`` and
+``is_global``: those tables differ between Python releases and miss ranges (``fec0::/10``,
+``3fff::/20``), and a guard must not change with the interpreter. IPv6 is allowed only inside
+the global unicast block ``2000::/3``, so whatever IANA has not assigned stays refused.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import TypeAlias
 from urllib.parse import urlsplit
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
@@ -52,25 +59,61 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+def _networks(*ranges: tuple[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
+    return tuple((ipaddress.ip_network(network), reason) for network, reason in ranges)
+
+
+# The IANA special-purpose registries (RFC 6890 and its updates), every block that is not
+# globally reachable unicast, with the bounded reason label each is refused with.
+_DENIED_IPV4 = _networks(
+    ("0.0.0.0/32", "unspecified"),
+    ("0.0.0.0/8", "reserved"),  # "this network"
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared"),  # carrier-grade NAT
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link_local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "reserved"),  # IETF protocol assignments
+    ("192.0.2.0/24", "documentation"),
+    ("192.88.99.0/24", "reserved"),  # deprecated 6to4 relay anycast
+    ("192.168.0.0/16", "private"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),  # and 255.255.255.255, broadcast
+)
+_DENIED_IPV6 = _networks(
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("64:ff9b:1::/48", "private"),  # local-use NAT64
+    ("100::/64", "reserved"),  # discard-only
+    ("fc00::/7", "private"),  # unique local
+    ("fe80::/10", "link_local"),
+    ("fec0::/10", "site_local"),  # deprecated, still routed inside some networks
+    ("ff00::/8", "multicast"),
+    ("2001::/23", "reserved"),  # IETF protocol assignments (Teredo is unwrapped before)
+    ("2001:db8::/32", "documentation"),
+    ("3fff::/20", "documentation"),
+)
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+
+
 def forbidden_reason(ip: IPAddress) -> str | None:
-    """Why ``ip`` may not be a webhook target, or None when it is a public address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return forbidden_reason(embedded)
-        if ip.scope_id:
-            return "link_local"
-    checks = (
-        (ip in METADATA_ADDRESSES, "metadata"),
-        (ip.is_loopback, "loopback"),
-        (ip.is_unspecified, "unspecified"),
-        (ip.is_link_local, "link_local"),
-        (ip.is_multicast, "multicast"),
-        (ip.is_private, "private"),
-        (ip.is_reserved, "reserved"),
-        (not ip.is_global, "non_global"),
-    )
-    return next((reason for hit, reason in checks if hit), None)
+    """Why ``ip`` may not be a webhook target, or None when it is a global unicast address."""
+    if ip in METADATA_ADDRESSES:
+        return "metadata"
+    if isinstance(ip, ipaddress.IPv4Address):
+        return next((reason for net, reason in _DENIED_IPV4 if ip in net), None)
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None:
+        return forbidden_reason(embedded)
+    if ip.scope_id:
+        return "link_local"
+    denied = next((reason for net, reason in _DENIED_IPV6 if ip in net), None)
+    if denied is None and ip not in _GLOBAL_UNICAST_V6:
+        return "non_global"
+    return denied
 
 
 def parse_ip(text: str) -> IPAddress | None:
