@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from k8s_support import (
     CHART,
+    K8S_VERSIONS,
     VALUE_SETS,
     Doc,
     ToolError,
+    assert_locked_down,
     containers,
     is_custom,
     named,
@@ -39,21 +43,25 @@ def test_every_object_validates_for_oldest_and_newest_kubernetes(values: Path) -
     assert validate_builtin(docs) == len([d for d in docs if not is_custom(d)]) > 5
 
 
+def test_validation_covers_the_supported_kubernetes_range() -> None:
+    import kubernetes_validate.utils
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == f">={K8S_VERSIONS[0]}-0"
+    assert kubernetes_validate.utils.latest_version() == K8S_VERSIONS[-1]
+
+
+def test_strict_validation_refuses_an_unknown_field() -> None:
+    broken = copy.deepcopy(named(render(MINIMAL), "Deployment", "-api"))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(pytest.fail.Exception, match="readinesProbe"):
+        validate_builtin([broken])
+
+
 @pytest.mark.parametrize("values", VALUE_SETS, ids=ids)
 def test_every_workload_is_locked_down(values: Path) -> None:
     for doc in workloads(render(values)):
-        spec = pod_spec(doc)
-        where = doc["metadata"]["name"]
-        assert spec["securityContext"]["runAsNonRoot"] is True, where
-        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
-        assert "automountServiceAccountToken" in spec, where
-        for container in containers(doc):
-            context = container["securityContext"]
-            assert context["readOnlyRootFilesystem"] is True, where
-            assert context["allowPrivilegeEscalation"] is False, where
-            assert context["capabilities"]["drop"] == ["ALL"], where
-            assert container["resources"]["requests"]["memory"], where
-            assert container["resources"]["limits"]["memory"], where
+        assert_locked_down(doc)
 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=ids)
@@ -130,7 +138,7 @@ def test_operator_is_a_single_recreated_replica_with_its_settings() -> None:
     assert operator["spec"]["replicas"] == 1
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
     env = _env(containers(operator)[0])
-    assert env["RISKGATE_OPERATOR_API_URL"]["value"] == "http://riskgate-api.riskgate.svc:8000"
+    assert env["RISKGATE_OPERATOR_API_URL"]["value"] == "http://riskgate-api:8000"
     assert env["RISKGATE_OPERATOR_NAMESPACES"]["value"] == ""
     assert env["RISKGATE_OPERATOR_PORT"]["value"] == "8080"
     assert {
@@ -324,8 +332,6 @@ def test_rules_and_dashboards_are_packaged_with_objectives_from_values(tmp_path:
 
 
 def test_the_repository_rules_and_dashboards_are_all_packaged() -> None:
-    import yaml
-
     docs = render(CHART / "ci" / "monitoring-values.yaml")
     sources = sorted((CHART / "files" / "rules").glob("*.yaml"))
     expected = [
@@ -342,9 +348,7 @@ def test_the_repository_rules_and_dashboards_are_all_packaged() -> None:
 def test_helm_test_asks_the_api_whether_it_is_ready() -> None:
     (pod,) = of_kind(render(MINIMAL), "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert (
-        containers(pod)[0]["command"][-1] == "http://riskgate-api.riskgate.svc:8000/v1/health/ready"
-    )
+    assert containers(pod)[0]["command"][-1] == "http://riskgate-api:8000/v1/health/ready"
 
 
 def _rendered_notes(tmp_path: Path, values: Path) -> str:

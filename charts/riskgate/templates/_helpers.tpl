@@ -251,3 +251,8 @@ http://{{ include "riskgate.fullname" . }}-api.{{ .Release.Namespace }}.svc:{{ .
 {{- end -}}
 {{- toYaml $clients -}}
 {{- end -}}
+
+{{/* The API from inside the release's namespace (no namespace in it: kustomize may move it). */}}
+{{- define "riskgate.localApiUrl" -}}
+http://{{ include "riskgate.fullname" . }}-api:{{ .Values.api.port }}
+{{- end -}}
