@@ -1,8 +1,8 @@
 # One image for every riskgate process, chosen by its command: api (default), worker,
 # migrate, operator. The base is an argument so the image builds where no registry is
 # reachable (scripts/image-test builds a Debian base with debootstrap); any image with
-# Python 3.11+ and python3-venv will do, e.g. --build-arg BASE_IMAGE=python:3.12-slim.
-ARG BASE_IMAGE=debian:bookworm-slim
+# Python 3.11+ and the venv module will do.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src

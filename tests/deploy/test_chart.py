@@ -164,13 +164,32 @@ def test_migration_hook_runs_migrate_then_ensures_the_clients() -> None:
     assert all(c["args"][:2] == ["clients", "ensure"] for c in spec["containers"])
 
 
+def _hook(doc: Doc) -> tuple[str, int]:
+    annotations = doc["metadata"].get("annotations", {})
+    return annotations.get("helm.sh/hook", ""), int(annotations.get("helm.sh/hook-weight", 0))
+
+
 def test_in_cluster_databases_come_up_before_the_first_migration() -> None:
     docs = render(DEV)
     job = named(docs, "Job", "-migrate")
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
-    names = {d["metadata"]["name"] for d in of_kind(docs, "Deployment")}
-    assert {"riskgate-postgresql", "riskgate-redis"} <= names
-    assert "database.existingSecret" not in str(docs)
+    assert _hook(job) == ("pre-install,pre-upgrade", 0)
+    assert [c["name"] for c in pod_spec(job)["initContainers"]] == [
+        "wait-for-postgresql",
+        "migrate",
+    ]
+    databases = [
+        d
+        for d in docs
+        if d["metadata"]["labels"]["app.kubernetes.io/component"]
+        in {"postgresql", "redis", "dev-databases"}
+    ]
+    assert {d["kind"] for d in databases} >= {"Deployment", "Service", "Secret", "ConfigMap"}
+    # Created before everything on install; never replaced by an upgrade (their data stays).
+    assert {_hook(d) for d in databases} == {("pre-install", -20)}
+    assert {_hook(d) for d in of_kind(docs, "Secret") if d not in databases} == {
+        ("pre-install,pre-upgrade", -10)
+    }
+    assert "riskgate-dev-databases" in str(named(docs, "Deployment", "-api"))
 
 
 def test_database_and_redis_secrets_are_required_outside_dev() -> None:
