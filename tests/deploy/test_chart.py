@@ -210,6 +210,15 @@ def test_schema_rejects_unknown_keys_and_wrong_types() -> None:
         render(MINIMAL, sets=["securityContext.readOnlyRootFilesystem=false"])
 
 
+def test_config_cannot_override_what_the_probes_depend_on() -> None:
+    with pytest.raises(ToolError, match=r"config\.RISKGATE_PORT is set by the chart"):
+        render(MINIMAL, sets=["config.RISKGATE_PORT=9000"])
+    config = named(
+        render(MINIMAL, sets=["config.RISKGATE_RATE_LIMIT=5/1s"]), "ConfigMap", "riskgate"
+    )
+    assert config["data"]["RISKGATE_RATE_LIMIT"] == "5/1s"
+
+
 def test_resources_and_image_are_settable() -> None:
     digest = "sha256:" + "a" * 64
     docs = render(MINIMAL, sets=["api.resources.limits.cpu=2", f"image.digest={digest}"])
