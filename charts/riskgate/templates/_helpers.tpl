@@ -228,12 +228,13 @@ valueFrom:
 {{- end -}}
 
 {{/*
-Rolls the pods when configuration or any secret they read changes: the ConfigMap, the
-generated Secret (stable across upgrades thanks to lookup) and the names of the user's Secrets.
+Rolls the pods when their configuration changes: the ConfigMap and which Secrets (and keys)
+they read. Not the generated secrets' content: it is random on the first render and read
+back unchanged afterwards, so hashing it would roll every pod on the first upgrade.
 */}}
 {{- define "riskgate.checksums" -}}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-checksum/secrets: {{ print (include (print .Template.BasePath "/secret-generated.yaml") .) (include (print .Template.BasePath "/dev-databases-secret.yaml") .) (include (print .Template.BasePath "/secret-clients.yaml") .) (toJson .Values.database) (toJson .Values.redis) (toJson .Values.auth) (toJson .Values.webhooks) (toJson .Values.operator.clientSecret) | sha256sum }}
+checksum/secrets: {{ list .Values.database .Values.redis .Values.auth .Values.webhooks .Values.operator.clientSecret .Values.inClusterDatabases.enabled (include "riskgate.clients" .) | toJson | sha256sum }}
 {{- end -}}
 
 {{- define "riskgate.apiUrl" -}}
