@@ -294,6 +294,31 @@ def test_operator_rbac_is_cluster_wide_only_without_namespaces() -> None:
         assert by_resource["events"] == ["create", "patch"]
 
 
+def _ingress_from(docs: list[Doc], name: str) -> list[Doc]:
+    (rule,) = named(docs, "NetworkPolicy", name)["spec"]["ingress"]
+    return list(rule.get("from", []))
+
+
+def test_network_policies_admit_the_served_ports_and_the_release_own_callers() -> None:
+    docs = render(CHART / "ci" / "autoscaling-values.yaml")
+    policies = {p["metadata"]["name"]: p["spec"] for p in of_kind(docs, "NetworkPolicy")}
+    assert {n: s["ingress"][0]["ports"][0]["port"] for n, s in policies.items()} == {
+        "riskgate-api": 8000,
+        "riskgate-worker": 8081,
+        "riskgate-operator": 8080,
+    }
+    operator_labels = named(docs, "Deployment", "-operator")["spec"]["template"]["metadata"]
+    peers = _ingress_from(docs, "riskgate-api")
+    assert peers[0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "ingress-nginx"
+    }
+    assert peers[1]["podSelector"]["matchLabels"].items() <= operator_labels["labels"].items()
+    assert _ingress_from(render(MINIMAL), "riskgate-api") == []  # open to anyone by default
+    dev = render(DEV)
+    (peer,) = _ingress_from(dev, "riskgate-postgresql")
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "riskgate"
+
+
 def test_operator_off_leaves_no_operator_objects() -> None:
     docs = render(CHART / "ci" / "operator-off-values.yaml")
     assert not [d for d in docs if "operator" in d["metadata"]["name"]]
