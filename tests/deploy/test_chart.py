@@ -227,6 +227,25 @@ def test_resources_and_image_are_settable() -> None:
     assert all(c["image"] == f"riskgate@{digest}" for d in workloads(docs) for c in containers(d))
 
 
+def test_scheduling_and_pull_secrets_are_settable_per_component() -> None:
+    docs = render(
+        MINIMAL,
+        sets=[
+            "imagePullSecrets[0].name=registry",
+            "worker.nodeSelector.pool=batch",
+            "operator.tolerations[0].key=dedicated",
+            "operator.tolerations[0].operator=Exists",
+        ],
+    )
+    assert validate_builtin(docs)
+    for doc in workloads(docs):
+        assert pod_spec(doc)["imagePullSecrets"] == [{"name": "registry"}], doc["metadata"]["name"]
+    assert pod_spec(named(docs, "Deployment", "-worker"))["nodeSelector"] == {"pool": "batch"}
+    assert "nodeSelector" not in pod_spec(named(docs, "Deployment", "-api"))
+    operator = pod_spec(named(docs, "Deployment", "-operator"))
+    assert operator["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+
+
 def test_a_config_change_rolls_the_pods() -> None:
     def checksums(*sets: str) -> dict[str, str]:
         api = named(render(MINIMAL, sets=sets), "Deployment", "-api")
