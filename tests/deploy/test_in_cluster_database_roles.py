@@ -25,8 +25,9 @@ def _init_sql() -> str:
 
 
 @pytest.mark.slow
-async def test_dev_database_login_is_the_least_privileged_app_role(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path / "pg", fsync="off") as server:
+async def test_dev_database_login_is_the_least_privileged_app_role(data_root: Path) -> None:
+    # Under data_root, not tmp_path: a concurrent pytest may re-permission its basetemp.
+    with EmbeddedPostgres(data_root / "dev-roles-pg", fsync="off") as server:
         server.create_database("riskgate")
         server.psql(
             ["-v", "app_password=dev", "-f", "-"], database="riskgate", input_text=_init_sql()
