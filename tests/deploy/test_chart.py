@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -217,6 +218,25 @@ def test_config_cannot_override_what_the_probes_depend_on() -> None:
         render(MINIMAL, sets=["config.RISKGATE_RATE_LIMIT=5/1s"]), "ConfigMap", "riskgate"
     )
     assert config["data"]["RISKGATE_RATE_LIMIT"] == "5/1s"
+
+
+def _undocumented(schema: Doc, values: Doc, path: str = "") -> list[str]:
+    """Schema properties with no default in values.yaml (where users look for settings)."""
+    missing = []
+    for key, sub in schema.get("properties", {}).items():
+        if key in {"global", "resources"}:  # Helm's own; Kubernetes' ResourceRequirements
+            continue
+        if key not in values:
+            missing.append(f"{path}{key}")
+        elif isinstance(values[key], dict) and sub.get("additionalProperties") is False:
+            missing += _undocumented(sub, values[key], f"{path}{key}.")
+    return missing
+
+
+def test_every_setting_in_the_schema_has_a_default_in_values() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert _undocumented(schema, values) == []
 
 
 def test_resources_and_image_are_settable() -> None:
