@@ -1,0 +1,64 @@
+"""Read the committed dashboards: their panels, queries, and the metric names they use."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BOARDS = sorted((ROOT / "dashboards" / "grafana").glob("*.json"))
+
+# Mirrors the operator's metrics contract (the operator process is not part of this suite):
+# riskgate_operator_reconciles_total{kind,result}, _rotations_total{kind,trigger},
+# _sync_errors_total{kind,class}, _next_rotation_timestamp_seconds{namespace,name},
+# _managed_resources{kind}.
+OPERATOR_METRICS = frozenset(
+    {
+        "riskgate_operator_reconciles_total",
+        "riskgate_operator_rotations_total",
+        "riskgate_operator_sync_errors_total",
+        "riskgate_operator_next_rotation_timestamp_seconds",
+        "riskgate_operator_managed_resources",
+    }
+)
+PROMETHEUS_METRICS = frozenset({"up"})
+"""Series Prometheus itself writes for every target."""
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+_LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+@cache
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {path.stem: json.loads(path.read_text()) for path in BOARDS}
+
+
+def panels() -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, board in dashboards().items():
+        for panel in board["panels"]:
+            yield name, panel
+
+
+def queries() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(dashboard, panel title, target) for every query of every panel."""
+    for name, panel in panels():
+        for target in panel.get("targets", []):
+            yield name, panel["title"], target
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in ``expr``: every selector in our dashboards carries label matchers."""
+    return set(_SELECTOR.findall(expr))
+
+
+def legend_labels(target: dict[str, Any]) -> set[str]:
+    """The labels a query's legend shows: each series it returns must carry them."""
+    return set(_LEGEND_LABEL.findall(target.get("legendFormat", "")))
+
+
+def is_recording_rule(name: str) -> bool:
+    return ":" in name
