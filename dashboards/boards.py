@@ -463,9 +463,13 @@ def dependencies(config: Config) -> dict[str, Any]:
             unit="ops",
         ),
         graph(
-            "Dependency errors (503 answers)",
-            q(rate(scoped("riskgate_http_requests_total", 'status="503"'), "route"), "{{route}}"),
+            "Readiness answers by status",
+            q(
+                rate(scoped("riskgate_http_requests_total", 'route="/v1/health/ready"'), "status"),
+                "{{status}}",
+            ),
             unit="reqps",
+            description="503: the API cannot reach PostgreSQL and its pods leave the Service.",
         ),
         graph(
             "Scrape targets up",

@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from dashboard_support import (
-    ROOT,
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from monitoring_support import (
     dashboards,
     is_recording_rule,
     metric_names,
     panels,
     queries,
+    recorded_names,
 )
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.dashboard import Dashboard
 
 TEMPLATED = {"type": "prometheus", "uid": "${datasource}"}
 EXPECTED = {"slo-overview", "decisions", "transactions", "webhooks", "operator", "dependencies"}
@@ -70,13 +70,7 @@ def test_every_raw_metric_query_is_scoped_to_the_variables() -> None:
 
 
 def test_every_recording_rule_a_dashboard_reads_is_defined() -> None:
-    recorded = {
-        rule["record"]
-        for path in (ROOT / "dashboards" / "rules").glob("*.yaml")
-        for group in yaml.safe_load(path.read_text())["groups"]
-        for rule in group["rules"]
-        if "record" in rule
-    }
+    recorded = recorded_names()
     used = {m for _, _, t in queries() for m in metric_names(t["expr"]) if is_recording_rule(m)}
     assert used, "the SLO overview reads recording rules"
     assert used <= recorded, used - recorded

@@ -4,7 +4,6 @@ expected alerts with the annotations their rule renders for those labels."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,20 +13,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "dashboards" / "rules"
-RULE_FILES = sorted(RULES.glob("*.yaml"))
-
-
-@cache
-def tool(name: str) -> str:
-    """The path of ``promtool`` or ``prometheus``, installed by the project's script if missing."""
-    found = shutil.which(name)
-    if found is None:
-        script = ROOT / "scripts" / "install-monitoring-tools"
-        bin_dir = subprocess.run([script], check=True, capture_output=True, text=True).stdout
-        found = str(Path(bin_dir.strip()) / name)
-    return found
+from monitoring_support import shipped_groups, tool
 
 
 def counter(*segments: tuple[int, float], start: float = 0) -> str:
@@ -50,11 +36,10 @@ def _num(value: float) -> str:
 def alert_rules() -> dict[str, list[dict[str, Any]]]:
     """Every alerting rule in the shipped rule files, by alert name."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    found.setdefault(rule["alert"], []).append(rule)
+    for group in shipped_groups().values():
+        for rule in group["rules"]:
+            if "alert" in rule:
+                found.setdefault(rule["alert"], []).append(rule)
     return found
 
 
@@ -102,15 +87,6 @@ class Case:
                 for (alert, minute), firing in sorted(self.alerts.items(), key=lambda i: i[0][1])
             ],
         }
-
-
-def shipped_groups() -> dict[str, dict[str, Any]]:
-    """Every rule group of the shipped files, by name, exactly as shipped."""
-    return {
-        group["name"]: group
-        for path in RULE_FILES
-        for group in yaml.safe_load(path.read_text())["groups"]
-    }
 
 
 def run_promtool_tests(

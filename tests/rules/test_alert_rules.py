@@ -8,15 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from promtool_support import (
-    RULE_FILES,
-    Case,
-    alert_rules,
-    counter,
-    expected,
-    run_promtool_tests,
-    tool,
-)
+from promtool_support import Case, alert_rules, counter, expected, run_promtool_tests
+
+from monitoring_support import RULE_FILES, tool
 
 NS = 'namespace="prod"'
 API = f'{NS}, job="riskgate-api", method="POST", route="/v1/score"'

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from promtool_support import ROOT
+from monitoring_support import ROOT
 
 
 def test_committed_files_are_what_the_code_generates() -> None:

@@ -1,16 +1,51 @@
-"""Read the committed dashboards: their panels, queries, and the metric names they use."""
+"""The shipped rule files and dashboards as tests read them, and the Prometheus tools."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RULE_FILES = sorted((ROOT / "dashboards" / "rules").glob("*.yaml"))
 BOARDS = sorted((ROOT / "dashboards" / "grafana").glob("*.json"))
+
+
+@cache
+def tool(name: str) -> str:
+    """The path of ``promtool`` or ``prometheus``, installed by the project's script if missing."""
+    found = shutil.which(name)
+    if found is None:
+        script = ROOT / "scripts" / "install-monitoring-tools"
+        bin_dir = subprocess.run([script], check=True, capture_output=True, text=True).stdout
+        found = str(Path(bin_dir.strip()) / name)
+    return found
+
+
+def shipped_groups() -> dict[str, dict[str, Any]]:
+    """Every rule group of the shipped files, by name, exactly as shipped."""
+    return {
+        group["name"]: group
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+    }
+
+
+def recorded_names() -> set[str]:
+    return {
+        rule["record"]
+        for group in shipped_groups().values()
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
 
 # Mirrors the operator's metrics contract (the operator process is not part of this suite):
 # riskgate_operator_reconciles_total{kind,result}, _rotations_total{kind,trigger},
