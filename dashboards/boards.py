@@ -158,8 +158,9 @@ def _label_variable(label: str, metric: str) -> grafana.QueryVariable:
 
 
 def board(
-    uid: str, title: str, description: str, metric: str, panels: list[Panel]
+    uid: str, title: str, description: str, panels: list[Panel], metric: str = "riskgate_build_info"
 ) -> dict[str, Any]:
+    """``metric``: one that every process the dashboard shows exports, for the variables."""
     builder = (
         grafana.Dashboard(title)
         .uid(uid)
@@ -241,7 +242,6 @@ def slo_overview(config: Config) -> dict[str, Any]:
         "riskgate-slo",
         "riskgate / SLO overview",
         "Availability, latency and webhook delivery SLOs: SLIs, error budget and burn rates.",
-        "riskgate_build_info",
         panels,
     )
 
@@ -291,7 +291,6 @@ def decisions(config: Config) -> dict[str, Any]:
         "riskgate-decisions",
         "riskgate / Decisions and fraud",
         "Risk decisions by action and score version, fraud flags, idempotency and rate limits.",
-        "riskgate_build_info",
         panels,
     )
 
@@ -313,7 +312,6 @@ def transactions(config: Config) -> dict[str, Any]:
         "riskgate-transactions",
         "riskgate / Transactions",
         "Money transactions by resulting status (approved, declined, flagged for fraud).",
-        "riskgate_build_info",
         panels,
     )
 
@@ -385,7 +383,6 @@ def webhooks(config: Config) -> dict[str, Any]:
         "riskgate-webhooks",
         "riskgate / Webhooks",
         "Webhook delivery: success, retries, backlog and its age, lag, dead letters.",
-        "riskgate_build_info",
         panels,
     )
 
@@ -437,8 +434,8 @@ def operator(config: Config) -> dict[str, Any]:
         "riskgate-operator",
         "riskgate / Operator",
         "The riskgate operator: reconciles, errors, secret rotations and managed resources.",
-        "riskgate_operator_managed_resources",
         panels,
+        metric="riskgate_operator_managed_resources",
     )
 
 
@@ -481,7 +478,6 @@ def dependencies(config: Config) -> dict[str, Any]:
         "riskgate-dependencies",
         "riskgate / Dependencies",
         "PostgreSQL and Redis as riskgate sees them, and whether Prometheus sees riskgate.",
-        "riskgate_build_info",
         panels,
     )
 
