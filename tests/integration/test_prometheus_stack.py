@@ -321,6 +321,14 @@ async def loaded(stack: Stack) -> AsyncIterator[tuple[Stack, Load]]:
     def answer(status: int) -> Callable[[Received], tuple[int, dict[str, str], bytes]]:
         return lambda _: (status, {}, b"")
 
+    async def scraped() -> list[dict[str, Any]] | None:
+        # A counter Prometheus first sees at 1 never "increased": load only once both targets
+        # have been scraped, as they are long before any incident in production.
+        up = await query(stack, "up == 1")
+        seen = await query(stack, 'riskgate_webhook_subscriptions_disabled_total{reason="gone"}')
+        return up if len(up) == 2 and seen else None
+
+    await eventually(scraped, "the first scrape of the API and the worker")
     receivers = [await Receiver(answer(status)).start() for status in (200, 500, 410)]
     try:
         yield stack, await drive_load(stack, receivers)
