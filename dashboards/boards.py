@@ -71,8 +71,7 @@ def graph(
 
 def single(
     title: str,
-    query: prometheus.Dataquery,
-    *,
+    *queries: prometheus.Dataquery,
     unit: str,
     description: str,
     red_below: float | None = None,
@@ -85,9 +84,9 @@ def single(
         .datasource(DATASOURCE)
         .unit(unit)
         .decimals(3)
-        .height(5)
+        .height(8)
         .span(width)
-        .with_target(query.instant())
+        .targets([query.instant() for query in _refs(queries)])
     )
     if red_below is not None:
         steps = [Threshold(color="red", value=None), Threshold(color="green", value=red_below)]
@@ -196,8 +195,10 @@ def slo_overview(config: Config) -> dict[str, Any]:
             single(
                 f"{slo.title}: SLI over {config.period}",
                 q(f"1 - {errors_ratio(config.period)}{sel}", "{{namespace}}"),
+                q(f'{OBJECTIVE}{{slo="{slo.name}"}}', "objective"),
                 unit="percentunit",
-                description=f"Share of good events over the SLO period; target {slo.objective}.",
+                description="Share of good events over the SLO period, beside the objective "
+                f"(red below the default, {slo.objective}).",
                 red_below=slo.objective,
             ),
             single(
