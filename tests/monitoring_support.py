@@ -85,6 +85,20 @@ def queries() -> Iterator[tuple[str, str, dict[str, Any]]]:
             yield name, panel["title"], target
 
 
+_LABEL_VALUES = re.compile(r"^label_values\((.+), (\w+)\)$")
+
+
+def variable_queries() -> Iterator[tuple[str, dict[str, tuple[str, str]]]]:
+    """(dashboard, {variable: (series selector, label)}) for each ``label_values`` variable."""
+    for name, board in dashboards().items():
+        found = {}
+        for variable in board["templating"]["list"]:
+            match = _LABEL_VALUES.match(str(variable.get("query", "")))
+            if match:
+                found[variable["name"]] = (match.group(1), match.group(2))
+        yield name, found
+
+
 def metric_names(expr: str) -> set[str]:
     """Metric names in ``expr``: every selector in our dashboards carries label matchers."""
     return set(_SELECTOR.findall(expr))

@@ -44,6 +44,7 @@ from monitoring_support import (
     queries,
     recorded_names,
     tool,
+    variable_queries,
 )
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin
@@ -384,6 +385,27 @@ async def test_every_dashboard_query_returns_series_with_its_legend_labels(
             return result if result and all(labels <= set(r["metric"]) for r in result) else None
 
         await eventually(answered, f"{board} / {title}: {expr} with labels {labels}")
+
+
+async def test_every_dashboard_variable_offers_the_scraped_values(
+    loaded: tuple[Stack, Load],
+) -> None:
+    stack, _ = loaded
+    for board, variables in variable_queries():
+        if board == "operator":
+            continue
+        for name, (selector, label) in variables.items():
+            selector = dashboard_expr(selector)
+
+            async def offered(selector: str = selector, label: str = label) -> set[str] | None:
+                async with httpx.AsyncClient(base_url=stack.prometheus) as http:
+                    response = await http.get("/api/v1/series", params={"match[]": selector})
+                values = {series.get(label) for series in response.json()["data"]}
+                return {v for v in values if v} or None
+
+            values = await eventually(offered, f"{board}: ${name} from {selector}")
+            wanted = {"namespace": {NAMESPACE}, "job": {"riskgate-api", "riskgate-worker"}}
+            assert values == wanted[name], (board, name, values)
 
 
 async def test_every_metric_a_dashboard_uses_is_exported(loaded: tuple[Stack, Load]) -> None:
