@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import psutil
 import pytest
@@ -46,9 +47,10 @@ from monitoring_support import (
     tool,
     variable_queries,
 )
+from riskgate import db
 from riskgate.auth.scopes import SCOPES
 from riskgate.auth.service import ClientAdmin
-from riskgate.embedded import free_port
+from riskgate.settings import DatabaseSettings
 from webhook_receiver import Received, Receiver
 from webhook_support import KEYS, unique_db
 
@@ -77,6 +79,15 @@ class Stack:
     prometheus: str
     metrics_dir: Path
     database_url: str
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free right now on 127.0.0.1 (held open until all are picked)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -140,7 +151,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     work = tmp_path_factory.mktemp("prometheus-stack")
     database_url = await fresh_database(postgres_admin_url, unique_db("prom"))
-    api_port, worker_port, prom_port = free_port(), free_port(), free_port()
+    api_port, worker_port, prom_port = free_ports(3)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")},
         "RISKGATE_DATABASE_URL": database_url,
@@ -218,7 +229,8 @@ async def _client(api: str, api_key: str, tally: Tally) -> httpx.AsyncClient:
 
 async def _clients(database_url: str) -> tuple[str, str]:
     """An API key with every scope, and one limited to 2 requests a minute."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    settings = DatabaseSettings.from_env({}, database_url=database_url)
+    pool = await db.create_pool(settings, "riskgate-test", min_size=1, max_size=2)
     try:
         admin = ClientAdmin(pool)
         full = await admin.create(f"e2e-{new_key()[-8:]}", " ".join(SCOPES))
