@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from functools import cache
@@ -20,13 +19,12 @@ BOARDS = sorted((ROOT / "dashboards" / "grafana").glob("*.json"))
 
 @cache
 def tool(name: str) -> str:
-    """The path of ``promtool`` or ``prometheus``, installed by the project's script if missing."""
-    found = shutil.which(name)
-    if found is None:
-        script = ROOT / "scripts" / "install-monitoring-tools"
-        bin_dir = subprocess.run([script], check=True, capture_output=True, text=True).stdout
-        found = str(Path(bin_dir.strip()) / name)
-    return found
+    """The path of ``promtool`` or ``prometheus``: the project's script installs the pinned
+    version when missing, and refuses another one."""
+    script = ROOT / "scripts" / "install-monitoring-tools"
+    result = subprocess.run([script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return str(Path(result.stdout.strip()) / name)
 
 
 def shipped_groups() -> dict[str, dict[str, Any]]:
