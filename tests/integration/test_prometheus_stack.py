@@ -16,10 +16,12 @@ import asyncio
 import collections
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -147,9 +149,10 @@ async def stack(
     postgres_admin_url: str,
     redis_url: str,
     signing_key_file: Path,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
-    work = tmp_path_factory.mktemp("prometheus-stack")
+    # Outside pytest's basetemp, like the servers' data (conftest.data_root): a concurrent
+    # pytest run may prune that tree under a live Prometheus.
+    work = Path(tempfile.mkdtemp(prefix="riskgate-prometheus-"))
     database_url = await fresh_database(postgres_admin_url, unique_db("prom"))
     api_port, worker_port, prom_port = free_ports(3)
     env = {
@@ -202,6 +205,7 @@ async def stack(
     finally:
         for process in processes:
             _stop(process)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # --- load ---------------------------------------------------------------------------------------
