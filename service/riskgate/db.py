@@ -34,6 +34,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.QueryCanceledError,
     asyncpg.LockNotAvailableError,
     asyncpg.InterfaceError,
+    # What asyncpg raises ("cannot switch to state N; another operation is in progress") when
+    # the server shuts down while a statement is being sent on that connection.
+    asyncpg.InternalClientError,
 )
 
 

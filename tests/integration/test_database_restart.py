@@ -15,10 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from conftest import RunningApp, fresh_database, new_event_id, new_key, running_app, settings_with
 from riskgate.settings import Settings
 from riskgate_dev.embedded import EmbeddedPostgres
+from webhook_support import running_worker, webhook_settings
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +81,14 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert not leaked, response.text
 
 
+def postgres_unavailable_count() -> float:
+    value = REGISTRY.get_sample_value(
+        "riskgate_postgres_unavailable_total", {"operation": "request"}
+    )
+    assert value is not None, "the counter is exported from the start"
+    return value
+
+
 async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
     response = await client.get("/v1/health/ready")
     body: dict[str, Any] = response.json()
@@ -107,12 +117,15 @@ async def check_outage_then_recovery(
     stored = await post_score(client, before_key, before_body)
     assert stored.status_code == 201, stored.text
 
+    counted_before = postgres_unavailable_count()
     await asyncio.to_thread(take_down)
     during_key, during_body = new_key(), score_body(new_event_id())
     # Several requests: the first meets the pool's dead connections, later ones fail to connect.
     for _ in range(3):
         assert_unavailable(await post_score(client, during_key, during_body))
     assert_unavailable(await client.get(f"/v1/events/{stored.json()['id']}"))
+    # Each 503 is counted: it is what the PostgreSQL-unavailable alert watches.
+    assert postgres_unavailable_count() == counted_before + 4
     assert await readiness(client) == (
         503,
         {"status": "unready", "postgres": "down", "redis": "up"},
@@ -140,3 +153,22 @@ async def test_cleanly_restarted_database_gives_503_then_the_app_recovers(
     app_on_own_postgres: RunningApp, own_postgres: EmbeddedPostgres
 ) -> None:
     await check_outage_then_recovery(app_on_own_postgres, own_postgres, own_postgres.stop)
+
+
+async def test_the_worker_counts_the_database_outages_it_waits_out(
+    own_postgres: EmbeddedPostgres, own_settings: Settings
+) -> None:
+    def counted() -> float:
+        labels = {"operation": "webhook_worker"}
+        return REGISTRY.get_sample_value("riskgate_postgres_unavailable_total", labels) or 0.0
+
+    async with running_worker(webhook_settings(own_settings, own_settings.database_url)):
+        before = counted()
+        await asyncio.to_thread(own_postgres.stop)
+        try:
+            deadline = time.monotonic() + RECOVERY_SECONDS
+            while counted() == before:
+                assert time.monotonic() < deadline, "the worker never counted the outage"
+                await asyncio.sleep(0.05)
+        finally:
+            await asyncio.to_thread(own_postgres.start)

@@ -27,6 +27,7 @@ from riskgate.errors import (
     UnsupportedMediaType,
 )
 from riskgate.http.body import BODY_PARAMETER, require_json
+from riskgate.observability.metrics import record_postgres_unavailable
 from riskgate.observability.tracing import current_trace_context
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> 
 def from_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # An outage is an expected condition with its own alerting, not a bug: one warning, no trace.
     logger.warning("database unavailable", extra={"error": type(exc).__name__})
+    record_postgres_unavailable("request")
     return _render(request, DependencyUnavailable("the database is unavailable; retry shortly"))
 
 

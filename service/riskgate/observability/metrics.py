@@ -49,6 +49,7 @@ __all__ = [
     "IDEMPOTENCY",
     "LATENCY_SLO_SECONDS",
     "MULTIPROC_DIR_ENV",
+    "POSTGRES_UNAVAILABLE",
     "RATE_LIMITED",
     "REDIS_FALLBACKS",
     "RETENTION_PURGED",
@@ -65,6 +66,7 @@ __all__ = [
     "DecisionMode",
     "IdempotencyOutcome",
     "PurgedTable",
+    "PostgresOperation",
     "RedisOperation",
     "SubscriptionDisabledReason",
     "TransactionStatus",
@@ -76,6 +78,7 @@ __all__ = [
     "record_decision",
     "record_idempotency",
     "record_purged",
+    "record_postgres_unavailable",
     "record_rate_limited",
     "record_redis_fallback",
     "record_subscription_disabled",
@@ -228,6 +231,23 @@ def record_redis_fallback(operation: RedisOperation) -> None:
     REDIS_FALLBACKS.labels(operation).inc()
 
 
+PostgresOperation = Literal["request", "webhook_worker"]
+"""``request``: an API request answered 503; ``webhook_worker``: a worker loop step waited."""
+_POSTGRES_OPERATIONS: Final[tuple[PostgresOperation, ...]] = ("request", "webhook_worker")
+
+POSTGRES_UNAVAILABLE: Final = Counter(
+    "riskgate_postgres_unavailable_total",
+    "Times PostgreSQL was unreachable (connection lost, refused, timed out) when it was needed.",
+    ("operation",),
+)
+for _pg_operation in _POSTGRES_OPERATIONS:
+    POSTGRES_UNAVAILABLE.labels(_pg_operation)
+
+
+def record_postgres_unavailable(operation: PostgresOperation) -> None:
+    POSTGRES_UNAVAILABLE.labels(operation).inc()
+
+
 # =================================================================================================
 # Rate limits
 # =================================================================================================
@@ -307,6 +327,7 @@ WebhookErrorClass = Literal[
 ]
 WebhookQueue = Literal["outbox", "deliveries"]
 SubscriptionDisabledReason = Literal["gone", "failing"]
+_DISABLED_REASONS: Final[tuple[SubscriptionDisabledReason, ...]] = ("gone", "failing")
 
 WEBHOOK_DURATION_BUCKETS: Final = (
     *(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
@@ -356,6 +377,8 @@ WEBHOOK_SUBSCRIPTIONS_DISABLED: Final = Counter(
     "Subscriptions the worker disabled: the receiver answered 410 (gone) or kept failing.",
     ("reason",),
 )
+for _reason in _DISABLED_REASONS:
+    WEBHOOK_SUBSCRIPTIONS_DISABLED.labels(_reason)
 for _webhook_outcome in _WEBHOOK_OUTCOMES:
     WEBHOOK_ATTEMPTS.labels(_webhook_outcome)
     WEBHOOK_DURATION.labels(_webhook_outcome)

@@ -34,6 +34,7 @@ import httpx
 from riskgate import db
 from riskgate.dblogin import create_app_pool
 from riskgate.observability.metrics import (
+    record_postgres_unavailable,
     record_subscription_disabled,
     record_webhook_attempt,
     record_webhook_backlog,
@@ -237,6 +238,7 @@ class Worker:
             return await work
         except db.UNAVAILABLE_ERRORS as exc:
             logger.warning(f"{what}: database unavailable", extra={"error": type(exc).__name__})
+            record_postgres_unavailable("webhook_worker")
             await self._sleep(self._stopping, self.settings.worker_poll_seconds)
             return None
 
