@@ -12,6 +12,7 @@ import yaml
 from k8s_support import (
     CHART,
     K8S_VERSIONS,
+    ROOT,
     VALUE_SETS,
     Doc,
     ToolError,
@@ -386,39 +387,36 @@ def test_no_secret_value_lives_in_the_default_values() -> None:
     assert "postgresql://" not in values
 
 
-def _monitoring_chart(tmp_path: Path) -> Path:
-    """A copy of the chart (symlinks followed) with known rule and dashboard files in it."""
-    chart = tmp_path / "riskgate"
-    shutil.copytree(CHART, chart, symlinks=False)
-    rules, dashboards = chart / "files" / "rules", chart / "files" / "dashboards"
-    for directory in (rules, dashboards):
-        shutil.rmtree(directory)
-        directory.mkdir()
-    (rules / "slo-objectives.yaml").write_text(
-        "groups:\n- name: riskgate-slo-objectives\n  rules:\n"
-        "  - record: riskgate:slo_availability:objective\n    expr: '0.999'\n"
-        "    labels: {slo: availability}\n"
-    )
-    (rules / "alerts.yaml").write_text(
-        "groups:\n- name: riskgate-burn\n  rules:\n  - alert: RiskgateBurn\n    expr: vector(1)\n"
-    )
-    (dashboards / "slo_overview.json").write_text('{"title": "SLO overview", "panels": []}')
-    return chart
-
-
 def test_rules_and_dashboards_are_packaged_with_objectives_from_values(tmp_path: Path) -> None:
-    chart = _monitoring_chart(tmp_path)
+    """The chart ships every group of dashboards/rules and every dashboard of dashboards/grafana
+    (through its files/ symlinks), with the SLO objectives taken from values."""
     objective = tmp_path / "objective.yaml"
-    objective.write_text("slo: {availability: {objective: 0.995}}\n")
-    docs = render(CHART / "ci" / "monitoring-values.yaml", objective, chart=chart)
+    objective.write_text("slo: {objectives: {availability: 0.995}}\n")
+    docs = render(CHART / "ci" / "monitoring-values.yaml", objective)
     (rule,) = of_kind(docs, "PrometheusRule")
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
-    assert groups["riskgate-slo-objectives"][0]["expr"] == "0.995"
-    assert groups["riskgate-burn"][0]["alert"] == "RiskgateBurn"
-    (board,) = [c for c in of_kind(docs, "ConfigMap") if "dashboard" in c["metadata"]["name"]]
-    assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
-    assert board["data"] == {"slo_overview.json": '{"title": "SLO overview", "panels": []}'}
+    shipped = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
+    source = ROOT / "dashboards"
+    expected_groups = {
+        group["name"]
+        for path in (source / "rules").glob("*.yaml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+    }
+    assert set(shipped) == expected_groups
+    objectives = {r["labels"]["slo"]: r["expr"] for r in shipped["riskgate-slo-objectives"]}
+    assert objectives == {
+        "availability": "vector(0.995)",  # from values
+        "latency": "vector(0.95)",  # chart defaults
+        "webhook_delivery": "vector(0.999)",
+    }
+    boards = {
+        name: text
+        for config in of_kind(docs, "ConfigMap")
+        if config["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        for name, text in config["data"].items()
+    }
+    grafana = source / "grafana"
+    assert boards == {path.name: path.read_text() for path in grafana.glob("*.json")}
     (monitor,) = of_kind(docs, "ServiceMonitor")
     assert {e["port"] for e in monitor["spec"]["endpoints"]} == {"http", "metrics"}
 
