@@ -29,6 +29,7 @@ from webhook_support import (
     subscribe,
     unique_db,
     wait_delivery,
+    wait_dispatched,
     webhook_settings,
 )
 
@@ -174,13 +175,16 @@ async def test_a_4xx_fails_at_once_without_retries(
     await subscribe(client, receiver.url)
     decision = await score(client)
     delivery = await wait_delivery(client, "failed", event_ref=decision["id"])
+    # "failed" is final: no attempt is scheduled, so the one made is the only one there will be.
+    assert (delivery["next_attempt_at"], delivery["attempts_made"]) == (None, 1)
     assert len(delivery["attempts"]) == 1
     assert delivery["last_error_class"] == "http_4xx"
-    await asyncio.sleep(0.3)
     assert len(receiver.received) == 1
 
 
-async def test_410_disables_the_subscription(client: httpx.AsyncClient, receiver: Receiver) -> None:
+async def test_410_disables_the_subscription(
+    client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
+) -> None:
     receiver.behaviour = script(then=(410, {}, b""))
     subscription = await subscribe(client, receiver.url)
     decision = await score(client)
@@ -189,7 +193,7 @@ async def test_410_disables_the_subscription(client: httpx.AsyncClient, receiver
     assert (got["status"], got["disabled_reason"]) == ("disabled", "gone")
 
     later = await score(client)
-    await asyncio.sleep(0.5)
+    await wait_dispatched(hook_settings.database_url, later["id"])
     assert await deliveries(client, event_ref=later["id"]) == []
     assert len(receiver.received) == 1
 
@@ -235,16 +239,17 @@ async def test_recover_resends_everything_failed_since_a_time(
 
 
 async def test_action_filter_delivers_only_hold_decisions(
-    client: httpx.AsyncClient, receiver: Receiver
+    client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     await subscribe(client, receiver.url, actions=["hold"])
     review = await score(client)
     hold = await score(client, delay=1, weather=1, geo=1, payment_anomaly=1)
+    await wait_dispatched(hook_settings.database_url, review["id"])
+    assert await deliveries(client, event_ref=review["id"]) == [], "nothing to send, ever"
     [request] = await receiver.wait_for(1)
     assert json.loads(request.body)["data"]["id"] == hold["id"]
-    await asyncio.sleep(0.3)
+    await wait_delivery(client, "succeeded", event_ref=hold["id"])
     assert len(receiver.received) == 1
-    assert await deliveries(client, event_ref=review["id"]) == []
 
 
 async def test_paused_subscription_holds_deliveries_until_resumed(
@@ -263,20 +268,23 @@ async def test_paused_subscription_holds_deliveries_until_resumed(
 
 
 async def test_events_reach_only_subscriptions_of_their_own_client(
-    app: RunningApp, client: httpx.AsyncClient, receiver: Receiver
+    app: RunningApp, client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     other_receiver = await Receiver().start()
     try:
         _, issued = await register_client(app.runtime)
         other = app.http_client({"X-API-Key": issued.api_key})
         await subscribe(other, other_receiver.url)
-        await subscribe(client, receiver.url)
+        own = await subscribe(client, receiver.url)
         mine = await score(client)
         [request] = await receiver.wait_for(1)
         assert json.loads(request.body)["data"]["id"] == mine["id"]
-        await asyncio.sleep(0.3)
-        assert other_receiver.received == [], "another client's event never reaches it"
+        await wait_dispatched(hook_settings.database_url, mine["id"])
+        # Fanned out: the one delivery there will ever be for this event is the owner's.
+        [delivery] = await deliveries(client, event_ref=mine["id"])
+        assert delivery["subscription_id"] == own["id"]
         assert await deliveries(other, event_ref=mine["id"]) == []
+        assert other_receiver.received == [], "another client's event never reaches it"
         await other.aclose()
     finally:
         await other_receiver.close()
@@ -363,7 +371,9 @@ async def test_two_workers_never_deliver_one_attempt_twice_at_once(
         async with running_worker(hook_settings), running_worker(hook_settings):
             decisions = await asyncio.gather(*(score(client) for _ in range(150)))
             received = await receiver.wait_for(150, timeout=30)
-            await asyncio.sleep(0.5)
+            await _wait_all_succeeded(hook_settings.database_url, {d["id"] for d in decisions})
+        # Every delivery is recorded as done and both workers have stopped, attempts in flight
+        # included: whatever was sent is in ``receiver.received`` now.
         ids = [r.headers["webhook-id"] for r in receiver.received]
         assert len(ids) == len(set(ids)) == len(decisions), "each delivered exactly once"
         assert {json.loads(r.body)["data"]["id"] for r in received} == {d["id"] for d in decisions}
@@ -406,6 +416,21 @@ async def test_worker_readiness_turns_unready_when_the_backlog_ages(
             release.set()
             server.close()
             await receiver.close()
+
+
+async def _wait_all_succeeded(database_url: str, events: set[str], timeout: float = 30) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while await conn.fetchval(
+            "SELECT count(*) FROM webhook_deliveries"
+            " WHERE aggregate_id = ANY ($1::uuid[]) AND status = 'succeeded'",
+            [uuid.UUID(e) for e in events],
+        ) < len(events):
+            assert time.monotonic() < deadline, "not every delivery was recorded as succeeded"
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 async def _wait_ready(probe: httpx.AsyncClient, status: int, timeout: float = 15) -> Any:
