@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from litestar import Response, get
@@ -16,7 +18,8 @@ from riskgate.wire import Wire
 CHECK_TIMEOUT_SECONDS = 2.0
 Status = Literal["up", "down"]
 Overall = Literal["ready", "degraded", "unready"]
-_POSTGRES_DOWN: tuple[type[BaseException], ...] = (TimeoutError, *UNAVAILABLE_ERRORS)
+_DOWN: tuple[type[Exception], ...] = (TimeoutError, *UNAVAILABLE_ERRORS)
+logger = logging.getLogger(__name__)
 
 
 class Liveness(Wire):
@@ -35,21 +38,25 @@ async def liveness() -> Liveness:
     return Liveness(status="ok")
 
 
-async def _postgres_up(runtime: Runtime) -> bool:
+async def probe(name: str, check: Callable[[], Awaitable[object]]) -> bool:
+    """Whether ``check`` succeeds within the bound. Readiness answers 200 or 503, never 500: any
+    failure of a check means "not ready" (an unexpected one is logged with its traceback)."""
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            await runtime.pool.fetchval("SELECT 1")
-    except _POSTGRES_DOWN:
+            return await check() is not False
+    except _DOWN:
         return False
-    return True
+    except Exception:
+        logger.exception("readiness check failed unexpectedly", extra={"check": name})
+        return False
+
+
+async def _postgres_up(runtime: Runtime) -> bool:
+    return await probe("postgres", lambda: runtime.pool.fetchval("SELECT 1"))
 
 
 async def _redis_up(runtime: Runtime) -> bool:
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return await runtime.redis.ping()
-    except TimeoutError:
-        return False
+    return await probe("redis", runtime.redis.ping)
 
 
 @get(
