@@ -80,6 +80,7 @@ __all__ = [
     "record_webhook_attempt",
     "record_webhook_backlog",
     "record_webhook_lag",
+    "record_webhook_lost_attempts",
     "render_metrics",
 ]
 
@@ -277,13 +278,15 @@ def record_transaction(status: TransactionStatus) -> None:
 # Webhooks
 # =================================================================================================
 
-WebhookOutcome = Literal["succeeded", "retrying", "failed", "exhausted"]
-"""What one attempt ended as: delivered, to be retried, failed for good, or out of retries."""
+WebhookOutcome = Literal["succeeded", "retrying", "failed", "exhausted", "worker_lost"]
+"""What one attempt ended as: delivered, to be retried, failed for good, out of retries, or
+lost with a worker that died mid-attempt (counted by the worker that reclaimed it)."""
 _WEBHOOK_OUTCOMES: Final[tuple[WebhookOutcome, ...]] = (
     "succeeded",
     "retrying",
     "failed",
     "exhausted",
+    "worker_lost",
 )
 WebhookErrorClass = Literal[
     "timeout",
@@ -313,7 +316,7 @@ WEBHOOK_LAG_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 
 WEBHOOK_ATTEMPTS: Final = Counter(
     "riskgate_webhook_deliveries_total",
-    "Webhook delivery attempts, by outcome (succeeded, retrying, failed, exhausted).",
+    "Webhook delivery attempts, by outcome (succeeded, retrying, failed, exhausted, worker_lost).",
     ("outcome",),
 )
 WEBHOOK_ERRORS: Final = Counter(
@@ -376,6 +379,11 @@ def record_webhook_attempt(
         WEBHOOK_ERRORS.labels(error_class).inc()
     if retry:
         WEBHOOK_RETRIES.inc()
+
+
+def record_webhook_lost_attempts(count: int) -> None:
+    """Attempts lost with their worker: their duration is unknown, so only the count."""
+    WEBHOOK_ATTEMPTS.labels("worker_lost").inc(count)
 
 
 def record_webhook_lag(seconds: float) -> None:

@@ -35,6 +35,7 @@ from riskgate.observability.metrics import (
     record_webhook_attempt,
     record_webhook_backlog,
     record_webhook_lag,
+    record_webhook_lost_attempts,
 )
 from riskgate.settings import Settings
 from riskgate.webhooks import repository
@@ -270,6 +271,8 @@ class Worker:
             )
             if claimed is None:
                 continue
+            if lost := sum(job.reclaimed for job in claimed):
+                record_webhook_lost_attempts(lost)
             await self._start(claimed)
             if len(claimed) < wanted:
                 await self._sleep(self._delivery_wake, await self._idle_seconds())
