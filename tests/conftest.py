@@ -107,9 +107,11 @@ def settings(database_url: str, redis_url: str, signing_key_file: Path) -> Setti
         jwt_signing_key_file=str(signing_key_file),
         # Tests disable clients and expect the very next request to see it.
         auth_cache_seconds=0,
-        # The suite's own clients send far more than a real one; rate-limit tests give their
-        # clients their own policies.
+        # The suite's own clients send far more than a real one (and many wrong secrets, all
+        # from one address); rate-limit tests give their clients and apps their own policies.
         rate_limit="1000000/60s",
+        failed_auth_per_client="1000000/60s",
+        failed_auth_per_address="1000000/60s",
     )
 
 
@@ -141,9 +143,11 @@ class RunningApp:
         self.client = self.http_client({"X-API-Key": credentials.api_key})
         self.anonymous = self.http_client({})
 
-    def http_client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+    def http_client(self, headers: dict[str, str], address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A client of the app; ``address`` is the source address the app sees."""
+        transport = httpx.ASGITransport(app=self.asgi, client=(address, 50000))  # type: ignore[arg-type]
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.asgi),  # type: ignore[arg-type]
+            transport=transport,
             base_url="http://riskgate.test",
             headers=headers,
         )

@@ -210,6 +210,32 @@ class OAuthInvalidScope(OAuthError):
     title = "Requested scope is invalid or not granted"
 
 
+class OAuthTooManyFailedAttempts(OAuthError):
+    """Too many failed authentications for this client_id or from this address: refused
+    without checking the secret until ``Retry-After``. RFC 6749 has no code for it; this one
+    (its authorization endpoint's) says "try again later"."""
+
+    status = 429
+    error = "temporarily_unavailable"
+    slug = "too-many-failed-attempts"
+    title = "Too many failed authentication attempts"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class OAuthBusy(OAuthError):
+    """Every secret-checking thread is busy and the queue is full: shed, don't queue."""
+
+    status = 503
+    error = "temporarily_unavailable"
+    slug = "token-endpoint-busy"
+    title = "The token endpoint is busy; retry shortly"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
 class OAuthUnsupportedGrantType(OAuthError):
     error = "unsupported_grant_type"
     slug = "unsupported-grant-type"

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from riskgate import db, redis_fastpath
 from riskgate.accounts.service import AccountService
+from riskgate.auth.credentials import SecretVerifier
 from riskgate.auth.service import Authenticator, TokenIssuer
 from riskgate.auth.signing import SigningKeys
 from riskgate.idempotency import repository as idempotency_repository
 from riskgate.idempotency.service import IdempotencyGate
-from riskgate.ratelimit.limiter import RateLimiter
+from riskgate.ratelimit.failed_attempts import FailedAttemptLimits
+from riskgate.ratelimit.limiter import RateLimiter, RateLimitPolicy
 from riskgate.redis_fastpath import RedisGuard
 from riskgate.scoring.service import RuleCatalog, ScoringService
 from riskgate.settings import Settings
@@ -58,7 +60,17 @@ class Runtime:
         self.redis = redis
         self.signing_keys = load_signing_keys(settings)
         self.authenticator = Authenticator(pool, self.signing_keys, settings.auth_cache_seconds)
-        self.tokens = TokenIssuer(pool, self.signing_keys, settings.access_token_ttl_seconds)
+        self.tokens = TokenIssuer(
+            pool,
+            self.signing_keys,
+            settings.access_token_ttl_seconds,
+            verifier=SecretVerifier(settings.token_hash_threads, settings.token_hash_queue),
+            failures=FailedAttemptLimits(
+                redis,
+                RateLimitPolicy.parse(settings.failed_auth_per_client, name="token-client"),
+                RateLimitPolicy.parse(settings.failed_auth_per_address, name="token-address"),
+            ),
+        )
         self.rate_limiter = RateLimiter(redis)
         self.idempotency = IdempotencyGate(
             redis,
@@ -117,6 +129,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        runtime.tokens.close()
         await redis.client.aclose()
         await pool.close()
 

@@ -205,12 +205,13 @@ def record_idempotency(outcome: IdempotencyOutcome) -> None:
 # Redis degradation
 # =================================================================================================
 
-RedisOperation = Literal["idempotency_lock", "idempotency_unlock", "rate_limit"]
+RedisOperation = Literal["idempotency_lock", "idempotency_unlock", "rate_limit", "token_failures"]
 """Extend this Literal (and _REDIS_OPERATIONS) when a new Redis call site can fall back."""
 _REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = (
     "idempotency_lock",
     "idempotency_unlock",
     "rate_limit",
+    "token_failures",
 )
 
 REDIS_FALLBACKS: Final = Counter(
