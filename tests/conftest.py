@@ -135,8 +135,16 @@ class RunningApp:
     """The real app with its real lifespan, a client registered in its database with every
     scope, and an HTTP client that authenticates as that client with its API key."""
 
-    def __init__(self, litestar: Litestar, caller: ClientRecord, credentials: IssuedCredentials):
+    def __init__(
+        self,
+        litestar: Litestar,
+        caller: ClientRecord,
+        credentials: IssuedCredentials,
+        loop_died: asyncio.Event,
+    ):
         self.litestar = litestar
+        self.loop_died = loop_died
+        """Set when a background task died (a real server would shut down then)."""
         self.caller = caller
         self.credentials = credentials
         self.asgi = ObservabilityMiddleware(litestar)
@@ -180,7 +188,8 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     Litestar's lifespan holds an anyio task group, which must be exited by the task that
     entered it; pytest runs fixture setup and teardown in different tasks.
     """
-    litestar = create_litestar(settings)
+    loop_died = asyncio.Event()
+    litestar = create_litestar(settings, on_loop_death=loop_died.set)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def host() -> None:
@@ -194,7 +203,7 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     )
     if task.done():
         task.result()  # startup failed: raise its error here
-    running = RunningApp(litestar, *await register_client(litestar.state.runtime))
+    running = RunningApp(litestar, *await register_client(litestar.state.runtime), loop_died)
     try:
         yield running
     finally:

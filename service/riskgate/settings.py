@@ -114,6 +114,8 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     idempotency_lease_seconds: PositiveFloat = 30.0
     """Lifetime of the in-flight lock; a crashed request frees its key after this."""
     idempotency_retry_after_seconds: PositiveInt = 1
+    idempotency_purge_seconds: PositiveFloat = 300.0
+    """How often (jittered by +-50 %) each API process deletes expired idempotency records."""
 
     # --- money
     fraud_threshold: str = "10000.00"

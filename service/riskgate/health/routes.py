@@ -26,11 +26,13 @@ class Liveness(Wire):
     status: Literal["ok"]
 
 
-class Readiness(Wire):
+class Readiness(Wire, omit_defaults=True):
     status: Overall
     """``degraded``: Redis is down; the service still serves, more slowly and PostgreSQL-only."""
     postgres: Status
     redis: Status
+    failed: str | None = None
+    """A background task of the process that died (the process is shutting down)."""
 
 
 @get("/v1/health", opt={"public": True}, tags=["health"], summary="Liveness")
@@ -72,11 +74,15 @@ async def _redis_up(runtime: Runtime) -> bool:
 )
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     postgres, redis = await asyncio.gather(_postgres_up(runtime), _redis_up(runtime))
-    status: Overall = "unready" if not postgres else "ready" if redis else "degraded"
+    ready = postgres and runtime.dead_loop is None
+    status: Overall = "unready" if not ready else "ready" if redis else "degraded"
     body = Readiness(
-        status=status, postgres="up" if postgres else "down", redis="up" if redis else "down"
+        status=status,
+        postgres="up" if postgres else "down",
+        redis="up" if redis else "down",
+        failed=runtime.dead_loop,
     )
-    return Response(body, status_code=503 if not postgres else 200)
+    return Response(body, status_code=200 if ready else 503)
 
 
 @get("/metrics", opt={"public": True}, include_in_schema=False, media_type="text/plain")
