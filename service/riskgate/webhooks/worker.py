@@ -335,7 +335,7 @@ class Worker:
                 continue
             task = asyncio.create_task(self._deliver(job))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._delivered)
         for (status, error_class), jobs in parked.items():
             for token in {j.lock_token for j in jobs}:
                 ids = [j.id for j in jobs if j.lock_token == token]
@@ -352,6 +352,13 @@ class Worker:
         if job.paused:
             return ("held", None)
         return None
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Its attempt is recorded (or its lease runs out); only the bookkeeping after it
+            # failed. Logged now, not as "exception never retrieved" whenever it is collected.
+            logger.error("delivery bookkeeping failed", exc_info=task.exception())
 
     async def _deliver(self, job: ClaimedDelivery) -> None:
         assert self._client is not None
