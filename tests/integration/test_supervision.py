@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -68,22 +69,28 @@ async def test_a_dying_purge_task_makes_the_api_unready_and_stops_it(
     assert isinstance(died.exc_info[1], asyncpg.InsufficientPrivilegeError)
 
 
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    server = await Receiver().start()
+    yield server
+    await server.close()
+
+
 async def test_a_dying_recorder_stops_the_worker_unready(
-    postgres_admin_url: str, settings: Settings, caplog: pytest.LogCaptureFixture
+    postgres_admin_url: str,
+    settings: Settings,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = await own_database(postgres_admin_url, "recorder", NO_RECORDING)
     own = webhook_settings(settings, url)
-    receiver = await Receiver().start()
-    try:
-        async with running_app(own) as app:
-            worker = Worker(own)
-            run = asyncio.create_task(worker.run())
-            await subscribe(app.client, receiver.url)
-            await score(app.client)
-            with pytest.raises(LoopDied, match="webhook-record"):
-                await asyncio.wait_for(run, 30)
-    finally:
-        await receiver.close()
+    async with running_app(own) as app:
+        worker = Worker(own)
+        run = asyncio.create_task(worker.run())
+        await subscribe(app.client, receiver.url)
+        await score(app.client)
+        with pytest.raises(LoopDied, match="webhook-record"):
+            await asyncio.wait_for(run, 30)
     assert worker.readiness() == (False, {"status": "unready", "failed": "webhook-record"})
     [died] = [r for r in caplog.records if r.getMessage().startswith("webhook worker loop died")]
     assert died.exc_info is not None
@@ -130,27 +137,22 @@ async def test_riskgate_api_exits_non_zero_when_its_purge_task_dies(
 
 
 async def test_riskgate_worker_exits_non_zero_when_its_recorder_dies(
-    postgres_admin_url: str, settings: Settings, tmp_path: Path
+    postgres_admin_url: str, settings: Settings, receiver: Receiver, tmp_path: Path
 ) -> None:
     url = await own_database(postgres_admin_url, "workerexit", NO_RECORDING)
-    own = webhook_settings(settings, url)
-    receiver = await Receiver().start()
-    try:
-        async with running_app(own) as app:
-            await subscribe(app.client, receiver.url)
-            await score(app.client)
-        env = process_env(
-            url,
-            settings,
-            RISKGATE_WEBHOOK_ENCRYPTION_KEYS=KEYS,
-            RISKGATE_WORKER_PORT="0",
-            RISKGATE_WORKER_POLL_SECONDS="0.2",
-        )
-        log = tmp_path / "worker.log"
-        argv = [sys.executable, "-m", "riskgate", "worker"]
-        code = await asyncio.to_thread(run_until_exit, argv, env, log, 30)
-    finally:
-        await receiver.close()
+    async with running_app(webhook_settings(settings, url)) as app:
+        await subscribe(app.client, receiver.url)
+        await score(app.client)
+    env = process_env(
+        url,
+        settings,
+        RISKGATE_WEBHOOK_ENCRYPTION_KEYS=KEYS,
+        RISKGATE_WORKER_PORT="0",
+        RISKGATE_WORKER_POLL_SECONDS="0.2",
+    )
+    log = tmp_path / "worker.log"
+    argv = [sys.executable, "-m", "riskgate", "worker"]
+    code = await asyncio.to_thread(run_until_exit, argv, env, log, 30)
     assert code == 1, log.read_text()[-3000:]
     text = log.read_text()
     assert "webhook worker loop died" in text
