@@ -20,6 +20,8 @@ from standardwebhooks import Webhook
 
 from conftest import RunningApp, fresh_database, new_key, register_client, running_app
 from riskgate.settings import Settings
+from riskgate.webhooks import repository
+from riskgate.webhooks.schemas import AttemptRecord
 from riskgate.webhooks.worker import Worker
 from webhook_receiver import Received, Receiver, script
 from webhook_support import (
@@ -442,3 +444,43 @@ async def _wait_ready(probe: httpx.AsyncClient, status: int, timeout: float = 15
         if time.monotonic() > deadline:
             raise AssertionError(f"readiness stayed {response.status_code}: {response.text}")
         await asyncio.sleep(0.1)
+
+
+async def test_a_late_workers_real_result_replaces_the_lost_attempt(
+    postgres_admin_url: str, settings: Settings
+) -> None:
+    """Worker A claims and stalls past its lease; B reclaims it (recording A's attempt as lost);
+    then A reports after all. A's real outcome replaces the guess, and A no longer changes the
+    delivery: B holds it. Driven through the worker's own queries, in a database no worker
+    runs on."""
+    url = await fresh_database(postgres_admin_url, unique_db("late"))
+    async with running_app(webhook_settings(settings, url)) as own:
+        pool = own.runtime.pool
+        await subscribe(own.client, "http://127.0.0.1:9/hook")
+        decision = await score(own.client)
+        assert await repository.dispatch_outbox(pool, 10, 0.0) == (1, 1)
+        [a] = await repository.claim_deliveries(pool, 1, 0.05, uuid.uuid4())
+        await asyncio.sleep(0.1)  # A's lease runs out
+        [b] = await repository.claim_deliveries(pool, 1, 60, uuid.uuid4())
+        assert (b.id, b.attempt, b.reclaimed, a.reclaimed) == (a.id, a.attempt + 1, True, False)
+        [lost] = (await deliveries(own.client, event_ref=decision["id"]))[0]["attempts"]
+        assert (lost["attempt"], lost["outcome"]) == (1, "worker_lost")
+
+        late = AttemptRecord(
+            delivery_id=a.id,
+            lock_token=a.lock_token,
+            attempt=a.attempt,
+            outcome="retrying",
+            retry_in=0.0,
+            started_at=datetime.now(UTC),
+            duration_ms=12,
+            status_code=503,
+            error_class="http_5xx",
+            response_body="busy",
+        )
+        assert await repository.finish_attempts(pool, [late]) == 0, "B holds the delivery"
+        [delivery] = await deliveries(own.client, event_ref=decision["id"])
+    assert delivery["attempts_made"] == 2
+    [first] = delivery["attempts"]
+    assert (first["attempt"], first["outcome"], first["status_code"]) == (1, "retrying", 503)
+    assert first["duration_ms"] == 12
