@@ -136,9 +136,11 @@ def settings(app_database_url: str, redis_url: str, signing_key_file: Path) -> S
         jwt_signing_key_file=str(signing_key_file),
         # Tests disable clients and expect the very next request to see it.
         auth_cache_seconds=0,
-        # The suite's own clients send far more than a real one; rate-limit tests give their
-        # clients their own policies.
+        # The suite's own clients send far more than a real one (and many wrong secrets, all
+        # from one address); rate-limit tests give their clients and apps their own policies.
         rate_limit="1000000/60s",
+        failed_auth_per_client="1000000/60s",
+        failed_auth_per_address="1000000/60s",
     )
 
 
@@ -162,17 +164,27 @@ class RunningApp:
     """The real app with its real lifespan, a client registered in its database with every
     scope, and an HTTP client that authenticates as that client with its API key."""
 
-    def __init__(self, litestar: Litestar, caller: ClientRecord, credentials: IssuedCredentials):
+    def __init__(
+        self,
+        litestar: Litestar,
+        caller: ClientRecord,
+        credentials: IssuedCredentials,
+        loop_died: asyncio.Event,
+    ):
         self.litestar = litestar
+        self.loop_died = loop_died
+        """Set when a background task died (a real server would shut down then)."""
         self.caller = caller
         self.credentials = credentials
         self.asgi = ObservabilityMiddleware(litestar)
         self.client = self.http_client({"X-API-Key": credentials.api_key})
         self.anonymous = self.http_client({})
 
-    def http_client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+    def http_client(self, headers: dict[str, str], address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A client of the app; ``address`` is the source address the app sees."""
+        transport = httpx.ASGITransport(app=self.asgi, client=(address, 50000))  # type: ignore[arg-type]
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.asgi),  # type: ignore[arg-type]
+            transport=transport,
             base_url="http://riskgate.test",
             headers=headers,
         )
@@ -205,7 +217,8 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     Litestar's lifespan holds an anyio task group, which must be exited by the task that
     entered it; pytest runs fixture setup and teardown in different tasks.
     """
-    litestar = create_litestar(settings)
+    loop_died = asyncio.Event()
+    litestar = create_litestar(settings, on_loop_death=loop_died.set)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def host() -> None:
@@ -219,7 +232,7 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     )
     if task.done():
         task.result()  # startup failed: raise its error here
-    running = RunningApp(litestar, *await register_client(litestar.state.runtime))
+    running = RunningApp(litestar, *await register_client(litestar.state.runtime), loop_died)
     try:
         yield running
     finally:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 
 from conftest import new_event_id, new_key, settings_with
@@ -90,6 +91,24 @@ async def wait_delivery(
         if time.monotonic() > deadline:
             raise AssertionError(f"no delivery reached {status}: {found}")
         await asyncio.sleep(0.05)
+
+
+async def wait_dispatched(database_url: str, event_ref: str, timeout: float = 10.0) -> None:
+    """Until the worker has fanned the event's outbox row out: from then on, the deliveries it
+    will ever make for that event exist (or, for a subscription that does not match, never will).
+    """
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while not await conn.fetchval(
+            "SELECT bool_and(dispatched_at IS NOT NULL) FROM outbox WHERE aggregate_id = $1",
+            uuid.UUID(event_ref),
+        ):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the outbox row of {event_ref} was never dispatched")
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 def unique_db(prefix: str) -> str:

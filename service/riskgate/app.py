@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
@@ -23,7 +23,7 @@ from riskgate.http.security import add_rate_limit_headers, authorize
 from riskgate.observability.logs import configure_logging
 from riskgate.observability.middleware import ObservabilityMiddleware
 from riskgate.observability.tracing import configure_tracing
-from riskgate.runtime import Runtime, open_runtime
+from riskgate.runtime import Runtime, open_runtime, stop_this_process
 from riskgate.scoring.routes import score_event
 from riskgate.settings import Settings
 from riskgate.transactions.routes import create_transaction, get_transaction
@@ -78,10 +78,12 @@ def _openapi() -> OpenAPIConfig:
     )
 
 
-def create_litestar(settings: Settings) -> Litestar:
+def create_litestar(
+    settings: Settings, on_loop_death: Callable[[], None] = stop_this_process
+) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, on_loop_death) as runtime:
             app.state.runtime = runtime
             yield
 

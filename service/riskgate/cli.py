@@ -536,18 +536,21 @@ def worker(port: int | None) -> None:
     settings = _load(Settings)
     from riskgate.observability.logs import configure_logging
     from riskgate.observability.tracing import configure_tracing
-    from riskgate.webhooks.worker import serve
+    from riskgate.webhooks.worker import LoopDied, serve
 
     _key_ring(settings)  # fail before starting, not at the first delivery
     _refuse_privileged_login(settings)
     configure_logging(settings.log_level)
     configure_tracing("riskgate-worker")
-    if sys.platform != "win32":
-        import uvloop
+    try:
+        if sys.platform != "win32":
+            import uvloop
 
-        uvloop.run(serve(settings))
-    else:
-        asyncio.run(serve(settings))
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
+    except LoopDied:
+        raise SystemExit(1) from None  # logged with its traceback when it happened
 
 
 @main.command()

@@ -22,21 +22,25 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 _QUERY_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
-# Errors that mean "the database is not reachable right now", as opposed to a bad query.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+# Errors that mean "the database cannot serve this right now", as opposed to a bad query: the
+# session is gone or unusable (the server ended it, the socket broke, or asyncpg lost track of
+# the protocol: its InternalClientError "cannot switch to state ...; another operation is in
+# progress" is what a session the server ended while it sat idle in the pool gives on its next
+# use), or the server is shutting down, out of resources or timed the statement out. The API
+# answers them with 503 and Retry-After; background loops wait them out. asyncpg itself never
+# lends out such a session again (the regression tests pin that down).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.QueryCanceledError,
-    asyncpg.LockNotAvailableError,
+    asyncpg.PostgresConnectionError,  # 08xxx
     asyncpg.InterfaceError,
     # What asyncpg raises ("cannot switch to state N; another operation is in progress") when
     # the server shuts down while a statement is being sent on that connection.
     asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,  # 57xxx: shutdowns, crashes, cancelled statements
+    asyncpg.InsufficientResourcesError,  # 53xxx: too many connections, disk full, out of memory
+    asyncpg.PostgresSystemError,  # 58xxx: I/O error on the server
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+    asyncpg.LockNotAvailableError,
 )
 
 

@@ -218,6 +218,33 @@ class OAuthInvalidScope(OAuthError):
     title = "Requested scope is invalid or not granted"
 
 
+class OAuthRetryLater(OAuthError):
+    """A token request refused for now, with ``Retry-After``. RFC 6749 has no code for that at
+    the token endpoint; this one (its authorization endpoint's) says "try again later"."""
+
+    error = "temporarily_unavailable"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class OAuthTooManyFailedAttempts(OAuthRetryLater):
+    """Too many failed authentications for this client_id or from this address: refused
+    without checking the secret until ``Retry-After``."""
+
+    status = 429
+    slug = "too-many-failed-attempts"
+    title = "Too many failed authentication attempts"
+
+
+class OAuthBusy(OAuthRetryLater):
+    """Every secret-checking thread is busy and the queue is full: shed, don't queue."""
+
+    status = 503
+    slug = "token-endpoint-busy"
+    title = "The token endpoint is busy; retry shortly"
+
+
 class OAuthUnsupportedGrantType(OAuthError):
     error = "unsupported_grant_type"
     slug = "unsupported-grant-type"

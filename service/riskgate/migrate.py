@@ -93,7 +93,7 @@ async def _apply_pending(
                 migration.checksum,
             )
         logger.info(
-            "applied migration", extra={"version": migration.version, "name": migration.name}
+            "applied migration", extra={"version": migration.version, "migration": migration.name}
         )
         done.append(migration)
     return done

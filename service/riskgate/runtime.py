@@ -6,18 +6,21 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 
 from riskgate import db, redis_fastpath
 from riskgate.accounts.service import AccountService
+from riskgate.auth.credentials import SecretVerifier
 from riskgate.auth.service import Authenticator, TokenIssuer
 from riskgate.auth.signing import SigningKeys
 from riskgate.dblogin import create_app_pool
 from riskgate.idempotency import repository as idempotency_repository
 from riskgate.idempotency.service import IdempotencyGate
-from riskgate.ratelimit.limiter import RateLimiter
+from riskgate.ratelimit.failed_attempts import FailedAttemptLimits
+from riskgate.ratelimit.limiter import RateLimiter, RateLimitPolicy
 from riskgate.redis_fastpath import RedisGuard
 from riskgate.scoring.service import RuleCatalog, ScoringService
 from riskgate.settings import Settings
@@ -27,8 +30,14 @@ from riskgate.webhooks.service import WebhookService
 
 logger = logging.getLogger(__name__)
 
-PURGE_INTERVAL_SECONDS = 300.0
 PURGE_BATCH = 1000
+
+
+def stop_this_process() -> None:
+    """Shut the server down as on SIGTERM: uvicorn finishes the requests in flight, then
+    re-raises the signal, so the process ends killed by SIGTERM (status 143), never 0. With
+    ``--workers N`` the supervisor starts a fresh worker process instead."""
+    signal.raise_signal(signal.SIGTERM)
 
 
 class Runtime:
@@ -41,6 +50,7 @@ class Runtime:
     __slots__ = (
         "accounts",
         "authenticator",
+        "dead_loop",
         "idempotency",
         "pool",
         "rate_limiter",
@@ -57,9 +67,21 @@ class Runtime:
         self.settings = settings
         self.pool = pool
         self.redis = redis
+        self.dead_loop: str | None = None
+        """A background task that died: readiness says so until the process is gone."""
         self.signing_keys = load_signing_keys(settings)
         self.authenticator = Authenticator(pool, self.signing_keys, settings.auth_cache_seconds)
-        self.tokens = TokenIssuer(pool, self.signing_keys, settings.access_token_ttl_seconds)
+        self.tokens = TokenIssuer(
+            pool,
+            self.signing_keys,
+            settings.access_token_ttl_seconds,
+            verifier=SecretVerifier(settings.token_hash_threads, settings.token_hash_queue),
+            failures=FailedAttemptLimits(
+                redis,
+                RateLimitPolicy.parse(settings.failed_auth_per_client, name="token-client"),
+                RateLimitPolicy.parse(settings.failed_auth_per_address, name="token-address"),
+            ),
+        )
         self.rate_limiter = RateLimiter(redis)
         self.idempotency = IdempotencyGate(
             redis,
@@ -107,29 +129,51 @@ def load_signing_keys(settings: Settings) -> SigningKeys:
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, on_loop_death: Callable[[], None] = stop_this_process
+) -> AsyncIterator[Runtime]:
+    """Pools, clients and background tasks of an API process. A background task that ends
+    (none should) is logged with its traceback, marks the process unready and calls
+    ``on_loop_death``: by default the server shuts down and the process exits non-zero."""
     pool = await create_app_pool(settings, "riskgate-api")  # refuses a privileged login
     redis = redis_fastpath.open_guard(settings)
     runtime = Runtime(settings, pool, redis)
-    purger = asyncio.create_task(_purge_expired_keys(pool), name="purge-idempotency-keys")
+    purger = asyncio.create_task(
+        _purge_expired_keys(pool, settings.idempotency_purge_seconds),
+        name="purge-idempotency-keys",
+    )
+    purger.add_done_callback(lambda task: _died(task, runtime, on_loop_death))
     try:
         yield runtime
     finally:
         purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
+        # Its death, if it died, was logged when it happened.
+        await asyncio.gather(purger, return_exceptions=True)
+        runtime.tokens.close()
         await redis.aclose()
         await pool.close()
 
 
-async def _purge_expired_keys(pool: db.Pool) -> None:
+def _died(task: asyncio.Task[None], runtime: Runtime, on_loop_death: Callable[[], None]) -> None:
+    if task.cancelled():  # the lifespan ends
+        return
+    runtime.dead_loop = task.get_name()
+    logger.error(
+        "background task died; stopping the process",
+        exc_info=task.exception(),
+        extra={"loop": runtime.dead_loop},
+    )
+    on_loop_death()
+
+
+async def _purge_expired_keys(pool: db.Pool, interval_seconds: float) -> None:
     """Delete expired idempotency records in small batches, forever.
 
     Every API process runs this; SKIP LOCKED in the query keeps them from contending, and the
     jittered sleep keeps replicas from waking together.
     """
     while True:
-        await asyncio.sleep(PURGE_INTERVAL_SECONDS * random.uniform(0.5, 1.5))
+        await asyncio.sleep(interval_seconds * random.uniform(0.5, 1.5))
         try:
             while await idempotency_repository.purge_expired(pool, PURGE_BATCH) == PURGE_BATCH:
                 pass

@@ -130,12 +130,27 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     rate_limit: str = "600/60s"
     """Default per-client policy, ``<requests>/<window>`` (``600/60s``, ``5000/1h``); a client
     can carry its own (``riskgate clients create --rate-limit``)."""
+    failed_auth_per_client: str = "10/5m"
+    """Failed authentications allowed per ``client_id`` at the token endpoint, as
+    ``<attempts>/<window>``; past it, 429 with ``Retry-After`` until the window ends, without
+    checking the secret. Successful ones do not count."""
+    failed_auth_per_address: str = "30/5m"
+    """The same per source address (IPv6 by /64): the peer, or the client a trusted proxy
+    names in ``X-Forwarded-For`` (uvicorn's ``FORWARDED_ALLOW_IPS``, default 127.0.0.1)."""
+    token_hash_threads: Annotated[int, Meta(ge=1, le=64)] = 2
+    """Threads per process that check client secrets (scrypt, tens of ms of CPU each), so the
+    event loop never does; it bounds the CPU the token endpoint can take."""
+    token_hash_queue: Annotated[int, Meta(ge=0, le=10000)] = 32
+    """Secret checks that may wait for a thread; past it the token endpoint answers 503 with
+    ``Retry-After`` at once instead of queueing without bound."""
 
     # --- idempotency
     idempotency_ttl_seconds: PositiveInt = 72 * 3600
     idempotency_lease_seconds: PositiveFloat = 30.0
     """Lifetime of the in-flight lock; a crashed request frees its key after this."""
     idempotency_retry_after_seconds: PositiveInt = 1
+    idempotency_purge_seconds: PositiveFloat = 300.0
+    """How often (jittered by +-50 %) each API process deletes expired idempotency records."""
 
     # --- money
     fraud_threshold: str = "10000.00"
@@ -216,10 +231,11 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
             raise ValueError("RISKGATE_JWT_SIGNING_KEY_FILE is required: the key that signs tokens")
         from riskgate.ratelimit.limiter import RateLimitPolicy
 
-        try:
-            RateLimitPolicy.parse(self.rate_limit)
-        except ValueError as exc:
-            raise ValueError(f"RISKGATE_RATE_LIMIT: {exc}") from None
+        for name in ("rate_limit", "failed_auth_per_client", "failed_auth_per_address"):
+            try:
+                RateLimitPolicy.parse(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"RISKGATE_{name.upper()}: {exc}") from None
         from riskgate.redis_config import check_redis_settings
 
         check_redis_settings(self)

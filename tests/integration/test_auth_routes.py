@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -282,3 +283,21 @@ async def test_options_on_a_route_is_not_a_server_error(app: RunningApp) -> None
         for client in (app.anonymous, app.client):
             response = await client.options(path)
             assert response.status_code in {204, 401}, f"OPTIONS {path}: {response.text}"
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+async def test_the_readme_shows_the_challenges_the_api_sends(app: RunningApp) -> None:
+    """The README quotes the exact header a caller without a credential gets, and the error
+    code a bad one gets; it once promised an error code for a missing credential too."""
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    missing = await app.anonymous.get("/v1/events")
+    async with app.http_client({"X-API-Key": "rgk_not-a-key"}) as impostor:
+        bad = await impostor.get("/v1/events")
+    assert (missing.status_code, bad.status_code) == (401, 401)
+    bare = missing.headers["www-authenticate"]
+    assert "error=" not in bare
+    assert f"No credential: 401 with the bare challenge `WWW-Authenticate: {bare}`" in readme
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+    assert 'a bad, expired or revoked one: 401 with `error="invalid_token"`' in readme

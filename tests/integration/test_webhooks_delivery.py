@@ -26,6 +26,8 @@ from conftest import (
     running_app,
 )
 from riskgate.settings import Settings
+from riskgate.webhooks import repository
+from riskgate.webhooks.schemas import AttemptRecord
 from riskgate.webhooks.worker import Worker
 from webhook_receiver import Received, Receiver, script
 from webhook_support import (
@@ -35,6 +37,7 @@ from webhook_support import (
     subscribe,
     unique_db,
     wait_delivery,
+    wait_dispatched,
     webhook_settings,
 )
 
@@ -180,13 +183,16 @@ async def test_a_4xx_fails_at_once_without_retries(
     await subscribe(client, receiver.url)
     decision = await score(client)
     delivery = await wait_delivery(client, "failed", event_ref=decision["id"])
+    # "failed" is final: no attempt is scheduled, so the one made is the only one there will be.
+    assert (delivery["next_attempt_at"], delivery["attempts_made"]) == (None, 1)
     assert len(delivery["attempts"]) == 1
     assert delivery["last_error_class"] == "http_4xx"
-    await asyncio.sleep(0.3)
     assert len(receiver.received) == 1
 
 
-async def test_410_disables_the_subscription(client: httpx.AsyncClient, receiver: Receiver) -> None:
+async def test_410_disables_the_subscription(
+    client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
+) -> None:
     receiver.behaviour = script(then=(410, {}, b""))
     subscription = await subscribe(client, receiver.url)
     decision = await score(client)
@@ -195,7 +201,7 @@ async def test_410_disables_the_subscription(client: httpx.AsyncClient, receiver
     assert (got["status"], got["disabled_reason"]) == ("disabled", "gone")
 
     later = await score(client)
-    await asyncio.sleep(0.5)
+    await wait_dispatched(hook_settings.database_url, later["id"])
     assert await deliveries(client, event_ref=later["id"]) == []
     assert len(receiver.received) == 1
 
@@ -241,16 +247,17 @@ async def test_recover_resends_everything_failed_since_a_time(
 
 
 async def test_action_filter_delivers_only_hold_decisions(
-    client: httpx.AsyncClient, receiver: Receiver
+    client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     await subscribe(client, receiver.url, actions=["hold"])
     review = await score(client)
     hold = await score(client, delay=1, weather=1, geo=1, payment_anomaly=1)
+    await wait_dispatched(hook_settings.database_url, review["id"])
+    assert await deliveries(client, event_ref=review["id"]) == [], "nothing to send, ever"
     [request] = await receiver.wait_for(1)
     assert json.loads(request.body)["data"]["id"] == hold["id"]
-    await asyncio.sleep(0.3)
+    await wait_delivery(client, "succeeded", event_ref=hold["id"])
     assert len(receiver.received) == 1
-    assert await deliveries(client, event_ref=review["id"]) == []
 
 
 async def test_paused_subscription_holds_deliveries_until_resumed(
@@ -269,20 +276,23 @@ async def test_paused_subscription_holds_deliveries_until_resumed(
 
 
 async def test_events_reach_only_subscriptions_of_their_own_client(
-    app: RunningApp, client: httpx.AsyncClient, receiver: Receiver
+    app: RunningApp, client: httpx.AsyncClient, receiver: Receiver, hook_settings: Settings
 ) -> None:
     other_receiver = await Receiver().start()
     try:
         _, issued = await register_client(app.runtime)
         other = app.http_client({"X-API-Key": issued.api_key})
         await subscribe(other, other_receiver.url)
-        await subscribe(client, receiver.url)
+        own = await subscribe(client, receiver.url)
         mine = await score(client)
         [request] = await receiver.wait_for(1)
         assert json.loads(request.body)["data"]["id"] == mine["id"]
-        await asyncio.sleep(0.3)
-        assert other_receiver.received == [], "another client's event never reaches it"
+        await wait_dispatched(hook_settings.database_url, mine["id"])
+        # Fanned out: the one delivery there will ever be for this event is the owner's.
+        [delivery] = await deliveries(client, event_ref=mine["id"])
+        assert delivery["subscription_id"] == own["id"]
         assert await deliveries(other, event_ref=mine["id"]) == []
+        assert other_receiver.received == [], "another client's event never reaches it"
         await other.aclose()
     finally:
         await other_receiver.close()
@@ -369,7 +379,9 @@ async def test_two_workers_never_deliver_one_attempt_twice_at_once(
         async with running_worker(hook_settings), running_worker(hook_settings):
             decisions = await asyncio.gather(*(score(client) for _ in range(150)))
             received = await receiver.wait_for(150, timeout=30)
-            await asyncio.sleep(0.5)
+            await _wait_all_succeeded(hook_settings.database_url, {d["id"] for d in decisions})
+        # Every delivery is recorded as done and both workers have stopped, attempts in flight
+        # included: whatever was sent is in ``receiver.received`` now.
         ids = [r.headers["webhook-id"] for r in receiver.received]
         assert len(ids) == len(set(ids)) == len(decisions), "each delivered exactly once"
         assert {json.loads(r.body)["data"]["id"] for r in received} == {d["id"] for d in decisions}
@@ -414,6 +426,21 @@ async def test_worker_readiness_turns_unready_when_the_backlog_ages(
             await receiver.close()
 
 
+async def _wait_all_succeeded(database_url: str, events: set[str], timeout: float = 30) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while await conn.fetchval(
+            "SELECT count(*) FROM webhook_deliveries"
+            " WHERE aggregate_id = ANY ($1::uuid[]) AND status = 'succeeded'",
+            [uuid.UUID(e) for e in events],
+        ) < len(events):
+            assert time.monotonic() < deadline, "not every delivery was recorded as succeeded"
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
 async def _wait_ready(probe: httpx.AsyncClient, status: int, timeout: float = 15) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -423,3 +450,43 @@ async def _wait_ready(probe: httpx.AsyncClient, status: int, timeout: float = 15
         if time.monotonic() > deadline:
             raise AssertionError(f"readiness stayed {response.status_code}: {response.text}")
         await asyncio.sleep(0.1)
+
+
+async def test_a_late_workers_real_result_replaces_the_lost_attempt(
+    postgres_admin_url: str, settings: Settings
+) -> None:
+    """Worker A claims and stalls past its lease; B reclaims it (recording A's attempt as lost);
+    then A reports after all. A's real outcome replaces the guess, and A no longer changes the
+    delivery: B holds it. Driven through the worker's own queries, in a database no worker
+    runs on."""
+    url = await fresh_database(postgres_admin_url, unique_db("late"))
+    async with running_app(webhook_settings(settings, url)) as own:
+        pool = own.runtime.pool
+        await subscribe(own.client, "http://127.0.0.1:9/hook")
+        decision = await score(own.client)
+        assert await repository.dispatch_outbox(pool, 10, 0.0) == (1, 1)
+        [a] = await repository.claim_deliveries(pool, 1, 0.05, uuid.uuid4())
+        await asyncio.sleep(0.1)  # A's lease runs out
+        [b] = await repository.claim_deliveries(pool, 1, 60, uuid.uuid4())
+        assert (b.id, b.attempt, b.reclaimed, a.reclaimed) == (a.id, a.attempt + 1, True, False)
+        [lost] = (await deliveries(own.client, event_ref=decision["id"]))[0]["attempts"]
+        assert (lost["attempt"], lost["outcome"]) == (1, "worker_lost")
+
+        late = AttemptRecord(
+            delivery_id=a.id,
+            lock_token=a.lock_token,
+            attempt=a.attempt,
+            outcome="retrying",
+            retry_in=0.0,
+            started_at=datetime.now(UTC),
+            duration_ms=12,
+            status_code=503,
+            error_class="http_5xx",
+            response_body="busy",
+        )
+        assert await repository.finish_attempts(pool, [late]) == 0, "B holds the delivery"
+        [delivery] = await deliveries(own.client, event_ref=decision["id"])
+    assert delivery["attempts_made"] == 2
+    [first] = delivery["attempts"]
+    assert (first["attempt"], first["outcome"], first["status_code"]) == (1, "retrying", 503)
+    assert first["duration_ms"] == 12

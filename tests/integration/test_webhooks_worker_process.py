@@ -88,6 +88,16 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
         assert ids == {delivered["id"]}, "the same message, possibly twice, never lost"
         assert len(receiver.received) >= 2
         assert json.loads(receiver.received[-1].body)["data"]["id"] == decision["id"]
+        # Every attempt is kept, the one that died with the first worker too.
+        [won, lost] = delivered["attempts"]
+        assert (won["attempt"], won["outcome"], won["status_code"]) == (2, "succeeded", 200)
+        assert (lost["attempt"], lost["outcome"], lost["error_class"]) == (
+            1,
+            "worker_lost",
+            "worker_lost",
+        )
+        assert lost["duration_ms"] is None
+        assert lost["started_at"] <= won["started_at"]
     finally:
         release.set()
         await receiver.close()

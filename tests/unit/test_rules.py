@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import msgspec
@@ -81,10 +84,58 @@ def test_reasons_are_each_contribution_largest_first_ties_in_declared_order() ->
     assert sum(r.contribution for r in decision.reasons) == decision.score
 
 
-def test_same_input_same_output_every_time() -> None:
-    given = signals(delay=0.123, weather=0.456, geo=0.789, payment_anomaly=1)
-    first = msgspec.json.encode(evaluate(V0, given))
-    assert all(msgspec.json.encode(evaluate(V0, given)) == first for _ in range(100))
+# Inputs with a three-way tie (the order of equal reasons must not depend on anything) and an
+# exact-decimal rounding edge, and the bytes every process must produce for them.
+PINNED = (
+    (
+        {"delay": 0.5, "weather": 0.6, "geo": 0.6, "payment_anomaly": 1},
+        b'{"score":65.0,"action":"hold","score_version":"v0_rules","reasons":['
+        b'{"signal":"payment_anomaly","value":1.0,"weight":20.0,"contribution":20.0},'
+        b'{"signal":"delay","value":0.5,"weight":30.0,"contribution":15.0},'
+        b'{"signal":"weather","value":0.6,"weight":25.0,"contribution":15.0},'
+        b'{"signal":"geo","value":0.6,"weight":25.0,"contribution":15.0}]}',
+    ),
+    (
+        {"delay": 0.0995, "weather": 0.333, "geo": 0.1, "payment_anomaly": 0},
+        b'{"score":13.8,"action":"allow","score_version":"v0_rules","reasons":['
+        b'{"signal":"weather","value":0.333,"weight":25.0,"contribution":8.325},'
+        b'{"signal":"delay","value":0.0995,"weight":30.0,"contribution":2.985},'
+        b'{"signal":"geo","value":0.1,"weight":25.0,"contribution":2.5},'
+        b'{"signal":"payment_anomaly","value":0.0,"weight":20.0,"contribution":0.0}]}',
+    ),
+)
+
+_EVALUATE_IN_A_FRESH_PROCESS = """
+import sys
+from decimal import Decimal
+import msgspec
+from riskgate.scoring.rules import RuleVersion, evaluate
+from riskgate.scoring.schemas import Signals
+rule = RuleVersion(version="v0_rules", weights={name: Decimal(w) for name, w in
+    (("delay", 30), ("weather", 25), ("geo", 25), ("payment_anomaly", 20))},
+    review_threshold=Decimal("30.0"), hold_threshold=Decimal("60.0"))
+for line in sys.stdin.buffer:
+    sys.stdout.buffer.write(msgspec.json.encode(
+        evaluate(rule, msgspec.json.decode(line, type=Signals))) + b"\\n")
+"""
+
+
+def test_same_input_same_output_in_every_process() -> None:
+    """The pinned bytes, here and in fresh interpreters with other hash seeds: nothing about
+    the process (set or dict order, float formatting, rounding context) may change a decision."""
+    assert [msgspec.json.encode(evaluate(V0, signals(**given))) for given, _ in PINNED] == [
+        expected for _, expected in PINNED
+    ]
+    stdin = b"".join(msgspec.json.encode(given) + b"\n" for given, _ in PINNED)
+    for seed in ("0", "1", "4242"):
+        out = subprocess.run(
+            [sys.executable, "-c", _EVALUATE_IN_A_FRESH_PROCESS],
+            input=stdin,
+            capture_output=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        assert out.splitlines() == [expected for _, expected in PINNED], f"seed {seed}"
 
 
 def test_a_rule_version_must_weight_every_signal() -> None:

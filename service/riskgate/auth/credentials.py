@@ -8,10 +8,12 @@ key with one indexed lookup instead of a slow hash.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 SECRET_PREFIX: Final = "rgs_"
@@ -57,6 +59,38 @@ def verify_secret(secret: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)
+
+
+class VerifierBusy(Exception):
+    """Every thread is busy and the queue is full."""
+
+
+class SecretVerifier:
+    """Checks client secrets on a few threads, never on the event loop.
+
+    scrypt takes tens of milliseconds of CPU (and releases the GIL while it runs): on the loop,
+    a handful of token requests would stall every other request of the process meanwhile.
+    ``threads`` bounds the CPU it takes; past ``threads + queue`` checks admitted at once, the
+    next one is refused (``VerifierBusy``) instead of waiting behind an unbounded queue.
+    """
+
+    def __init__(self, threads: int, queue: int) -> None:
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="riskgate-secret")
+        self._capacity = threads + queue
+        self._admitted = 0
+
+    async def verify(self, secret: str, stored: str) -> bool:
+        if self._admitted >= self._capacity:
+            raise VerifierBusy(f"{self._admitted} secret checks are already running or queued")
+        self._admitted += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, verify_secret, secret, stored)
+        finally:
+            self._admitted -= 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def api_key_hash(key: str) -> bytes:

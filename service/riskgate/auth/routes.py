@@ -122,7 +122,7 @@ def parse_token_request(body: bytes, headers: dict[str, str]) -> TokenRequest:
         "RFC 9457 members."
     ),
     operation_class=_TokenOperation,
-    responses=oauth_error_responses(400, 401),
+    responses=oauth_error_responses(400, 401, 429, 503),
 )
 async def issue_token(
     request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
@@ -133,6 +133,8 @@ async def issue_token(
         token_request.client_secret,
         token_request.scope,
         basic=token_request.basic,
+        # The peer, or the client a trusted proxy names (uvicorn's --forwarded-allow-ips).
+        address=request.client.host if request.client else "",
     )
     body = TokenResponse(
         access_token=token, token_type="Bearer", expires_in=runtime.tokens.ttl_seconds, scope=scope

@@ -13,7 +13,15 @@ from riskgate.auth.repository import ClientListing, ClientRecord, NewApiKey
 from riskgate.auth.scopes import format_scopes, parse_scopes
 from riskgate.auth.signing import InvalidToken, SigningKeys
 from riskgate.db import Pool
-from riskgate.errors import OAuthInvalidClient, OAuthInvalidScope, Unauthenticated
+from riskgate.errors import (
+    OAuthBusy,
+    OAuthInvalidClient,
+    OAuthInvalidScope,
+    OAuthTooManyFailedAttempts,
+    Unauthenticated,
+)
+from riskgate.observability.metrics import record_rate_limited
+from riskgate.ratelimit.failed_attempts import FailedAttemptLimits
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -171,27 +179,64 @@ class ClientAdmin:
 class TokenIssuer:
     """The client-credentials grant (RFC 6749 section 4.4)."""
 
-    def __init__(self, pool: Pool, keys: SigningKeys, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        keys: SigningKeys,
+        ttl_seconds: int,
+        *,
+        verifier: credentials.SecretVerifier,
+        failures: FailedAttemptLimits,
+    ) -> None:
         self._pool = pool
         self._keys = keys
         self.ttl_seconds = ttl_seconds
+        self._verifier = verifier
+        self._failures = failures
 
     async def issue(
-        self, client_name: str, secret: str, requested_scope: str | None, *, basic: bool
+        self,
+        client_name: str,
+        secret: str,
+        requested_scope: str | None,
+        *,
+        basic: bool,
+        address: str,
     ) -> tuple[str, str]:
         """(access token, granted scope), or an ``OAuthError`` subclass."""
-        client = await repository.client_by_name(self._pool, client_name)
-        # Hash even for unknown clients, so response time does not reveal which names exist.
-        stored_hash = client.secret_hash if client else _DUMMY_HASH
-        if (
-            not credentials.verify_secret(secret, stored_hash)
-            or client is None
-            or not client.active
-        ):
-            raise OAuthInvalidClient("client authentication failed", basic_challenge=basic)
+        attempt = await self._failures.reserve(client_name, address)
+        if attempt.blocked_by is not None:
+            record_rate_limited(attempt.blocked_by.name)
+            raise OAuthTooManyFailedAttempts(
+                "too many failed authentication attempts; retry later",
+                retry_after_seconds=attempt.retry_after_seconds,
+            )
+        try:
+            client = await self._authenticate(client_name, secret, basic=basic)
+        except OAuthInvalidClient:
+            raise  # a failure: it stays counted
+        except BaseException:
+            await self._failures.release(attempt)
+            raise
+        await self._failures.release(attempt)
         granted = self._granted_scopes(client, requested_scope)
         scope = format_scopes(granted)
         return self._keys.issue(client.id, client.name, scope, self.ttl_seconds), scope
+
+    async def _authenticate(self, client_name: str, secret: str, *, basic: bool) -> ClientRecord:
+        client = await repository.client_by_name(self._pool, client_name)
+        # Hash even for unknown clients, so response time does not reveal which names exist.
+        stored_hash = client.secret_hash if client else _DUMMY_HASH
+        try:
+            verified = await self._verifier.verify(secret, stored_hash)
+        except credentials.VerifierBusy:
+            raise OAuthBusy("too many token requests at once; retry shortly") from None
+        if not verified or client is None or not client.active:
+            raise OAuthInvalidClient("client authentication failed", basic_challenge=basic)
+        return client
+
+    def close(self) -> None:
+        self._verifier.close()
 
     @staticmethod
     def _granted_scopes(client: ClientRecord, requested: str | None) -> frozenset[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from litestar import Response, get
@@ -16,18 +18,21 @@ from riskgate.wire import Wire
 CHECK_TIMEOUT_SECONDS = 2.0
 Status = Literal["up", "down"]
 Overall = Literal["ready", "degraded", "unready"]
-_POSTGRES_DOWN: tuple[type[BaseException], ...] = (TimeoutError, *UNAVAILABLE_ERRORS)
+_DOWN: tuple[type[Exception], ...] = (TimeoutError, *UNAVAILABLE_ERRORS)
+logger = logging.getLogger(__name__)
 
 
 class Liveness(Wire):
     status: Literal["ok"]
 
 
-class Readiness(Wire):
+class Readiness(Wire, omit_defaults=True):
     status: Overall
     """``degraded``: Redis is down; the service still serves, more slowly and PostgreSQL-only."""
     postgres: Status
     redis: Status
+    failed: str | None = None
+    """A background task of the process that died (the process is shutting down)."""
 
 
 @get("/v1/health", opt={"public": True}, tags=["health"], summary="Liveness")
@@ -35,21 +40,25 @@ async def liveness() -> Liveness:
     return Liveness(status="ok")
 
 
-async def _postgres_up(runtime: Runtime) -> bool:
+async def probe(name: str, check: Callable[[], Awaitable[object]]) -> bool:
+    """Whether ``check`` succeeds within the bound. Readiness answers 200 or 503, never 500: any
+    failure of a check means "not ready" (an unexpected one is logged with its traceback)."""
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            await runtime.pool.fetchval("SELECT 1")
-    except _POSTGRES_DOWN:
+            return await check() is not False
+    except _DOWN:
         return False
-    return True
+    except Exception:
+        logger.exception("readiness check failed unexpectedly", extra={"check": name})
+        return False
+
+
+async def _postgres_up(runtime: Runtime) -> bool:
+    return await probe("postgres", lambda: runtime.pool.fetchval("SELECT 1"))
 
 
 async def _redis_up(runtime: Runtime) -> bool:
-    try:
-        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
-            return await runtime.redis.ping()
-    except TimeoutError:
-        return False
+    return await probe("redis", runtime.redis.ping)
 
 
 @get(
@@ -65,11 +74,15 @@ async def _redis_up(runtime: Runtime) -> bool:
 )
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     postgres, redis = await asyncio.gather(_postgres_up(runtime), _redis_up(runtime))
-    status: Overall = "unready" if not postgres else "ready" if redis else "degraded"
+    ready = postgres and runtime.dead_loop is None
+    status: Overall = "unready" if not ready else "ready" if redis else "degraded"
     body = Readiness(
-        status=status, postgres="up" if postgres else "down", redis="up" if redis else "down"
+        status=status,
+        postgres="up" if postgres else "down",
+        redis="up" if redis else "down",
+        failed=runtime.dead_loop,
     )
-    return Response(body, status_code=503 if not postgres else 200)
+    return Response(body, status_code=200 if ready else 503)
 
 
 @get("/metrics", opt={"public": True}, include_in_schema=False, media_type="text/plain")

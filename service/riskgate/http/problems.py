@@ -28,6 +28,7 @@ from riskgate.errors import (
 )
 from riskgate.http.body import BODY_PARAMETER, require_json
 from riskgate.observability.metrics import record_postgres_unavailable
+from riskgate.observability.middleware import client_hung_up
 from riskgate.observability.tracing import current_trace_context
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,11 @@ _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-la
 def from_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     if status >= 500:
-        logger.error("request failed", exc_info=exc)
+        if client_hung_up(request.scope):
+            # Litestar's "client disconnected prematurely": counted as 499 by the middleware.
+            logger.info("client disconnected before the request was complete")
+        else:
+            logger.error("request failed", exc_info=exc)
         return _internal(request)
     phrase = HTTPStatus(status).phrase
     return _problem_response(
@@ -182,7 +187,10 @@ def _empty_body_error(request: Request[Any, Any, Any]) -> RiskgateError:
 
 
 def from_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    logger.error("unhandled error", exc_info=exc)
+    if client_hung_up(request.scope):
+        logger.info("client disconnected before the request was complete")
+    else:
+        logger.error("unhandled error", exc_info=exc)
     return _internal(request)
 
 

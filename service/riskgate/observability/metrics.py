@@ -86,6 +86,7 @@ __all__ = [
     "record_webhook_attempt",
     "record_webhook_backlog",
     "record_webhook_lag",
+    "record_webhook_lost_attempts",
     "render_metrics",
 ]
 
@@ -210,12 +211,13 @@ def record_idempotency(outcome: IdempotencyOutcome) -> None:
 # Redis degradation
 # =================================================================================================
 
-RedisOperation = Literal["idempotency_lock", "idempotency_unlock", "rate_limit"]
+RedisOperation = Literal["idempotency_lock", "idempotency_unlock", "rate_limit", "token_failures"]
 """Extend this Literal (and _REDIS_OPERATIONS) when a new Redis call site can fall back."""
 _REDIS_OPERATIONS: Final[tuple[RedisOperation, ...]] = (
     "idempotency_lock",
     "idempotency_unlock",
     "rate_limit",
+    "token_failures",
 )
 
 REDIS_FALLBACKS: Final = Counter(
@@ -300,13 +302,15 @@ def record_transaction(status: TransactionStatus) -> None:
 # Webhooks
 # =================================================================================================
 
-WebhookOutcome = Literal["succeeded", "retrying", "failed", "exhausted"]
-"""What one attempt ended as: delivered, to be retried, failed for good, or out of retries."""
+WebhookOutcome = Literal["succeeded", "retrying", "failed", "exhausted", "worker_lost"]
+"""What one attempt ended as: delivered, to be retried, failed for good, out of retries, or
+lost with a worker that died mid-attempt (counted by the worker that reclaimed it)."""
 _WEBHOOK_OUTCOMES: Final[tuple[WebhookOutcome, ...]] = (
     "succeeded",
     "retrying",
     "failed",
     "exhausted",
+    "worker_lost",
 )
 WebhookErrorClass = Literal[
     "timeout",
@@ -337,7 +341,7 @@ WEBHOOK_LAG_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 
 WEBHOOK_ATTEMPTS: Final = Counter(
     "riskgate_webhook_deliveries_total",
-    "Webhook delivery attempts, by outcome (succeeded, retrying, failed, exhausted).",
+    "Webhook delivery attempts, by outcome (succeeded, retrying, failed, exhausted, worker_lost).",
     ("outcome",),
 )
 WEBHOOK_ERRORS: Final = Counter(
@@ -402,6 +406,11 @@ def record_webhook_attempt(
         WEBHOOK_ERRORS.labels(error_class).inc()
     if retry:
         WEBHOOK_RETRIES.inc()
+
+
+def record_webhook_lost_attempts(count: int) -> None:
+    """Attempts lost with their worker: their duration is unknown, so only the count."""
+    WEBHOOK_ATTEMPTS.labels("worker_lost").inc(count)
 
 
 def record_webhook_lag(seconds: float) -> None:

@@ -19,13 +19,18 @@ from typing import Final
 
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from riskgate.observability import tracing
 from riskgate.observability.logs import request_id_var
 from riskgate.observability.metrics import UNMATCHED_ROUTE, observe_http_request
 
-__all__ = ["ObservabilityMiddleware", "log_unhandled_exception", "new_request_id"]
+__all__ = [
+    "ObservabilityMiddleware",
+    "client_hung_up",
+    "log_unhandled_exception",
+    "new_request_id",
+]
 
 access_logger: Final = logging.getLogger("riskgate.access")
 error_logger: Final = logging.getLogger("riskgate.http")
@@ -33,9 +38,16 @@ error_logger: Final = logging.getLogger("riskgate.http")
 _REQUEST_ID_RE: Final = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 _INFO: Final = logging.INFO
 _CLIENT_CLOSED: Final = 499  # nginx's "client closed request": cancelled before a response
+_HUNG_UP: Final = "riskgate.client_hung_up"
 
 _UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
+
+
+def client_hung_up(scope: Scope) -> bool:
+    """Whether the client disconnected before the response started (e.g. mid-body): whatever
+    the app made of the half-read request is not its error, and nobody is there to answer."""
+    return bool(scope.get("state", {}).get(_HUNG_UP))
 
 
 def new_request_id() -> str:
@@ -84,6 +96,13 @@ class ObservabilityMiddleware:
         extra_headers = ((b"x-request-id", request_id_raw), (b"x-trace-id", trace_id.encode()))
         status = 0
 
+        async def receive_watching() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.disconnect" and status == 0:
+                # The app waited for more of the request and the client left instead.
+                scope.setdefault("state", {})[_HUNG_UP] = True
+            return message
+
         async def send_with_ids(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
@@ -93,7 +112,7 @@ class ObservabilityMiddleware:
 
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, send_with_ids)
+            await self.app(scope, receive_watching, send_with_ids)
         except Exception as exc:
             error = exc
             status = 500
@@ -104,7 +123,10 @@ class ObservabilityMiddleware:
                 status = _CLIENT_CLOSED
             raise
         finally:
-            if status == 0:  # returned without ever starting a response
+            hung_up = client_hung_up(scope)
+            if hung_up:
+                status = _CLIENT_CLOSED
+            elif status == 0:  # returned without ever starting a response
                 status = 500
             duration = time.perf_counter() - start
             route: str | None = scope.get("path_template")
@@ -114,7 +136,7 @@ class ObservabilityMiddleware:
                 server_span.finish(route, status, error)
             route_label = route if route is not None else UNMATCHED_ROUTE
             observe_http_request(method, route_label, status, duration)
-            if isinstance(error, Exception):
+            if isinstance(error, Exception) and not hung_up:
                 error_logger.error(
                     "unhandled exception in %s %s",
                     method,

@@ -86,7 +86,8 @@ WITH sub AS (
                                 ELSE d.last_error_class END,
         completed_at = CASE WHEN sub.status = 'disabled' THEN now() END,
         locked_until = NULL,
-        lock_token = NULL
+        lock_token = NULL,
+        claimed_at = NULL
     FROM sub
     WHERE d.subscription_id = sub.id
       AND d.event_type <> 'webhook.test'
@@ -94,7 +95,15 @@ WITH sub AS (
       AND ((sub.status = 'disabled' AND d.status IN ('pending', 'retrying', 'held'))
         OR (sub.status = 'active' AND sub.paused AND d.status IN ('pending', 'retrying'))
         OR (sub.status = 'active' AND NOT sub.paused AND d.status = 'held'))
-    RETURNING d.status
+    RETURNING d.id, d.status
+), lost AS (
+    -- A lease that ran out unrecorded (as in claim_deliveries): that attempt was lost.
+    INSERT INTO webhook_attempts (delivery_id, attempt, started_at, outcome, error_class)
+    SELECT d.id, d.attempt_count, coalesce(d.claimed_at, d.locked_until), 'worker_lost',
+           'worker_lost'
+    FROM webhook_deliveries d JOIN changed ON changed.id = d.id
+    WHERE d.lock_token IS NOT NULL
+    ON CONFLICT DO NOTHING
 ), notify AS (
     SELECT pg_notify('riskgate_deliveries', '')
     WHERE EXISTS (SELECT 1 FROM changed WHERE status = 'pending')
@@ -325,24 +334,34 @@ SELECT (SELECT count(*) FROM marked) AS dispatched,
 -- name: claim_deliveries
 -- Claim up to $1 due deliveries for $2 seconds (the lease): the row leaves the due set until
 -- the lease ends, so a killed worker's claims come back by themselves, and no other worker
--- can take the same attempt meanwhile.
+-- can take the same attempt meanwhile. A row still holding a lease token was claimed by a
+-- worker that never recorded its attempt (killed, or stalled past its lease): that attempt is
+-- recorded here as `worker_lost` (the receiver may have got it), numbered as it was claimed.
 WITH due AS (
-    SELECT id FROM webhook_deliveries
+    SELECT id, lock_token IS NOT NULL AS reclaimed FROM webhook_deliveries
     WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
     ORDER BY next_attempt_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), lost AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt, started_at, outcome, error_class)
+    SELECT d.id, d.attempt_count, coalesce(d.claimed_at, d.locked_until), 'worker_lost',
+           'worker_lost'
+    FROM webhook_deliveries d JOIN due ON due.id = d.id AND due.reclaimed
+    ON CONFLICT DO NOTHING  -- the late worker recorded it after all
 ), claimed AS (
     UPDATE webhook_deliveries d SET
         locked_until = now() + make_interval(secs => $2),
         next_attempt_at = now() + make_interval(secs => $2),
+        claimed_at = now(),
         lock_token = $3,
         attempt_count = d.attempt_count + 1,
-        cycle_attempts = d.cycle_attempts + 1
+        cycle_attempts = d.cycle_attempts + 1,
+        last_error_class = CASE WHEN due.reclaimed THEN 'worker_lost' ELSE d.last_error_class END
     FROM due WHERE d.id = due.id
-    RETURNING d.*
+    RETURNING d.*, due.reclaimed
 )
-SELECT c.id, c.subscription_id, c.event_type, c.attempt_count, c.cycle_attempts,
+SELECT c.id, c.reclaimed, c.subscription_id, c.event_type, c.attempt_count, c.cycle_attempts,
        c.target_url, c.target_key_id, c.target_secret,
        o.payload::text AS payload, o.created_at AS event_created_at, o.traceparent,
        s.url, s.status AS subscription_status, coalesce(s.paused, false) AS paused,
@@ -374,6 +393,7 @@ WITH r AS (
                                THEN now() + make_interval(secs => r.retry_in) END,
         locked_until = NULL,
         lock_token = NULL,
+        claimed_at = NULL,
         last_attempt_at = r.started_at,
         last_status_code = r.status_code,
         last_error_class = r.error_class,
@@ -387,7 +407,13 @@ WITH r AS (
     SELECT r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.outcome, r.status_code,
            r.error_class, r.response_body
     FROM r JOIN webhook_deliveries d ON d.id = r.delivery_id
-    ON CONFLICT DO NOTHING
+    -- A worker that outlived its lease reports after another recorded its attempt as lost:
+    -- what really happened replaces the guess.
+    ON CONFLICT (delivery_id, attempt) DO UPDATE SET
+        started_at = excluded.started_at, duration_ms = excluded.duration_ms,
+        outcome = excluded.outcome, status_code = excluded.status_code,
+        error_class = excluded.error_class, response_body = excluded.response_body
+    WHERE webhook_attempts.outcome = 'worker_lost'
 )
 SELECT count(*) FROM delivery;
 
@@ -400,6 +426,7 @@ UPDATE webhook_deliveries SET
     next_attempt_at = NULL,
     locked_until = NULL,
     lock_token = NULL,
+    claimed_at = NULL,
     attempt_count = attempt_count - 1,
     cycle_attempts = cycle_attempts - 1,
     completed_at = CASE WHEN $2 = 'failed' THEN now() END

@@ -339,6 +339,7 @@ def _claimed(row: asyncpg.Record, token: UUID) -> ClaimedDelivery:
         failing_since=row["failing_since"],
         secrets=secrets,
         bound_to=bound_to,
+        reclaimed=row["reclaimed"],
     )
 
 

@@ -26,7 +26,9 @@ EventType = Literal[
 SubscriptionStatus = Literal["active", "disabled"]
 DisabledReason = Literal["gone", "failing", "manual"]
 DeliveryStatus = Literal["pending", "retrying", "held", "succeeded", "failed", "exhausted"]
-AttemptOutcome = Literal["succeeded", "retrying", "failed", "exhausted"]
+AttemptOutcome = Literal["succeeded", "retrying", "failed", "exhausted", "worker_lost"]
+"""``worker_lost``: the worker died (or stalled past its lease) mid-attempt; recorded by the
+worker that claimed the delivery next. The receiver may have got that request."""
 ManagedBy = Literal["api", "kubernetes"]
 
 WebhookUrl = Annotated[
@@ -210,7 +212,8 @@ class TestSent(Wire):
 class Attempt(Wire):
     attempt: int
     started_at: datetime
-    duration_ms: int
+    duration_ms: int | None
+    """Unknown (null) for an attempt lost with its worker."""
     outcome: AttemptOutcome
     status_code: int | None
     error_class: str | None
@@ -288,6 +291,8 @@ class ClaimedDelivery:
     secrets: list[SealedSecret]
     bound_to: bytes
     """What the secrets are sealed for (the subscription's id, or the delivery's for a bare URL)."""
+    reclaimed: bool = False
+    """The previous claim's lease ran out unrecorded: that attempt was lost with its worker."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,12 @@ Three loops share one process:
 * the retention loop deletes finished deliveries and outbox rows past their time
   (:mod:`riskgate.webhooks.retention`).
 
+Every loop is supervised: if one ends (a bug, an error that is not an outage), the traceback
+is logged, readiness turns unready naming it, the others stop as on SIGTERM, and ``run()``
+raises ``LoopDied`` so the process exits non-zero and its orchestrator restarts it. A worker
+missing its recorder would re-send deliveries forever without recording them; one missing its
+listener or monitor would degrade unseen.
+
 Killing the process at any moment loses nothing: an undispatched row stays undispatched, a
 claimed delivery comes back when its lease (longer than the attempt timeout) runs out. The
 price is that a delivery may arrive twice, with the same ``webhook-id``.
@@ -39,6 +45,7 @@ from riskgate.observability.metrics import (
     record_webhook_attempt,
     record_webhook_backlog,
     record_webhook_lag,
+    record_webhook_lost_attempts,
 )
 from riskgate.settings import Settings
 from riskgate.webhooks import repository
@@ -64,6 +71,10 @@ OUTBOX_CHANNEL = "riskgate_outbox"
 DELIVERIES_CHANNEL = "riskgate_deliveries"
 MONITOR_SECONDS = 5.0
 RECORD_BATCH = 500
+
+
+class LoopDied(RuntimeError):
+    """A background loop of the worker ended; the process must be restarted."""
 
 
 def delivery_config(settings: Settings) -> DeliveryConfig:
@@ -137,6 +148,8 @@ class Worker:
         self._pool: db.Pool | None = None
         self._client: httpx.AsyncClient | None = None
         self.started = asyncio.Event()
+        self.failed: str | None = None
+        """The loop that died, if one did: the worker is stopping and unready."""
         self._claim_at_least = max(
             1, min(settings.worker_batch_size, settings.worker_concurrency // 4)
         )
@@ -166,25 +179,53 @@ class Worker:
             asyncio.create_task(purge_loop(self.pool, s, self._stopping), name="webhook-retention"),
         ]
         recorder = asyncio.create_task(self._record_loop(), name="webhook-record")
+        deliverer = asyncio.create_task(self._deliver_loop(), name="webhook-deliver")
         self.started.set()
         try:
-            await self._deliver_loop()
+            await self._supervise([*background, recorder, deliverer])
         finally:
-            await self._shutdown(background, recorder)
+            await self._shutdown(background, recorder, deliverer)
+        if self.failed is not None:
+            raise LoopDied(f"the {self.failed} loop died; see the error logged above")
+
+    async def _supervise(self, loops: list[asyncio.Task[None]]) -> None:
+        """Until ``stop()``, or until a loop ends: none is meant to while the worker runs."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait([*loops, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        died = next((task for task in loops if task in done), None)
+        if died is not None and not self._stopping.is_set():
+            self.failed = died.get_name()
+            error = None if died.cancelled() else died.exception()
+            logger.error(
+                "webhook worker loop died; stopping the worker",
+                exc_info=error,
+                extra={"loop": self.failed},
+            )
+            self.stop()
 
     async def _shutdown(
-        self, background: list[asyncio.Task[None]], recorder: asyncio.Task[None]
+        self,
+        background: list[asyncio.Task[None]],
+        recorder: asyncio.Task[None],
+        deliverer: asyncio.Task[None],
     ) -> None:
+        # The deliverer sees the stop at its next turn; an attempt is bounded by the timeout.
+        await asyncio.wait([deliverer], timeout=self.settings.webhook_timeout_seconds + 1)
+        deliverer.cancel()
         for task in background:
             task.cancel()
         if self._inflight:
             # An attempt is bounded by the timeout; its result is worth recording.
             await asyncio.wait(self._inflight, timeout=self.settings.webhook_timeout_seconds + 1)
-        with contextlib.suppress(TimeoutError):
-            # Bounded: with the database gone, the leases bring the deliveries back anyway.
-            await asyncio.wait_for(self._records.join(), self.settings.worker_lease_seconds)
+        if not recorder.done():
+            with contextlib.suppress(TimeoutError):
+                # Bounded: with the database gone, the leases bring the deliveries back anyway.
+                await asyncio.wait_for(self._records.join(), self.settings.worker_lease_seconds)
         recorder.cancel()
-        await asyncio.gather(*background, recorder, return_exceptions=True)
+        await asyncio.gather(*background, recorder, deliverer, return_exceptions=True)
         assert self._client is not None
         await self._client.aclose()
         await self.pool.close()
@@ -277,6 +318,8 @@ class Worker:
             )
             if claimed is None:
                 continue
+            if lost := sum(job.reclaimed for job in claimed):
+                record_webhook_lost_attempts(lost)
             await self._start(claimed)
             if len(claimed) < wanted:
                 await self._sleep(self._delivery_wake, await self._idle_seconds())
@@ -299,7 +342,7 @@ class Worker:
                 continue
             task = asyncio.create_task(self._deliver(job))
             self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(self._delivered)
         for (status, error_class), jobs in parked.items():
             for token in {j.lock_token for j in jobs}:
                 ids = [j.id for j in jobs if j.lock_token == token]
@@ -316,6 +359,13 @@ class Worker:
         if job.paused:
             return ("held", None)
         return None
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Its attempt is recorded (or its lease runs out); only the bookkeeping after it
+            # failed. Logged now, not as "exception never retrieved" whenever it is collected.
+            logger.error("delivery bookkeeping failed", exc_info=task.exception())
 
     async def _deliver(self, job: ClaimedDelivery) -> None:
         assert self._client is not None
@@ -402,7 +452,10 @@ class Worker:
             await asyncio.sleep(min(MONITOR_SECONDS, self.settings.worker_poll_seconds * 5))
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready while the database answers and the oldest due work is younger than the bound."""
+        """Ready while every loop runs, the database answers and the oldest due work is younger
+        than the bound."""
+        if self.failed is not None:
+            return False, {"status": "unready", "failed": self.failed}
         stale = time.monotonic() - self.backlog_checked_at > 3 * MONITOR_SECONDS
         backlog = self.backlog
         if backlog is None or stale:
