@@ -427,7 +427,7 @@ async def test_worker_readiness_turns_unready_when_the_backlog_ages(
 
 
 async def _wait_all_succeeded(database_url: str, events: set[str], timeout: float = 30) -> None:
-    conn = await asyncpg.connect(database_url)
+    conn = await connect_as_app(database_url)
     try:
         deadline = time.monotonic() + timeout
         while await conn.fetchval(
