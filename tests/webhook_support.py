@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from conftest import new_event_id, new_key, settings_with
+from conftest import connect_as_app, new_event_id, new_key, settings_with
 from riskgate.settings import Settings
 from riskgate.webhooks.worker import Worker
 
@@ -97,7 +97,7 @@ async def wait_dispatched(database_url: str, event_ref: str, timeout: float = 10
     """Until the worker has fanned the event's outbox row out: from then on, the deliveries it
     will ever make for that event exist (or, for a subscription that does not match, never will).
     """
-    conn = await asyncpg.connect(database_url)
+    conn = await connect_as_app(database_url)
     try:
         deadline = time.monotonic() + timeout
         while not await conn.fetchval(

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from conftest import fresh_database, running_app, settings_with
+from conftest import fresh_database, running_app, settings_with, superuser_url
 from riskgate.settings import Settings
 from riskgate.webhooks.worker import LoopDied, Worker
 from webhook_receiver import Receiver
@@ -30,8 +30,10 @@ pytestmark = pytest.mark.slow
 
 
 async def own_database(admin_url: str, prefix: str, sabotage: str) -> str:
-    url = await fresh_database(admin_url, unique_db(prefix))
-    conn = await asyncpg.connect(url)
+    """A migrated database of the test's own, sabotaged by the superuser; returns the app's URL."""
+    name = unique_db(prefix)
+    url = await fresh_database(admin_url, name)
+    conn = await asyncpg.connect(superuser_url(admin_url, name))
     try:
         await conn.execute(sabotage)
     finally:
