@@ -66,8 +66,15 @@ def build_registry(settings: OperatorSettings, reconciler: Reconciler) -> kopf.O
 
     async def reconcile(body: Any, patch: kopf.Patch, retry: int) -> None:
         res = Resource.of(body)
-        async with locks[res.uid]:
-            outcome = await reconciler.reconcile(res)
+        try:
+            async with locks[res.uid]:
+                outcome = await reconciler.reconcile(res)
+        except Exception as exc:
+            # Anything unforeseen (the Kubernetes API away, a 5xx from it): temporary, with the
+            # same capped backoff rather than kopf's fixed 60 s.
+            log.exception("reconciling %s/%s failed", res.namespace, res.name)
+            metrics.reconciled(TEMPORARY)
+            raise kopf.TemporaryError(repr(exc), delay=backoff(retry)) from exc
         patch.status.update(outcome.status)
         _post(body, outcome.events)
         next_due = outcome.next_rotation.timestamp() if outcome.next_rotation else None

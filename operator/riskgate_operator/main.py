@@ -38,7 +38,8 @@ def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonLines())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for quiet in ("httpx", "httpx2"):  # one line per request otherwise (lightkube uses httpx2)
+        logging.getLogger(quiet).setLevel(logging.WARNING)
 
 
 def _probe_app(ready: asyncio.Event, reactor: asyncio.Task[None]) -> web.Application:

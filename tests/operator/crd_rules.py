@@ -86,8 +86,12 @@ def _cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[str]:
 
 
 def admit(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(the object with defaults, what the API server would refuse it for)."""
-    schema = openapi_schema()
+    """(the object with defaults, what the API server would refuse it for), by the CRD file."""
+    return admit_with(openapi_schema(), obj)
+
+
+def admit_with(schema: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The same by a given openAPIV3Schema (the emulator's, from the CRD applied to it)."""
     defaulted = apply_defaults(schema, copy.deepcopy(obj))
     validator = jsonschema.Draft7Validator(_as_json_schema(schema))
     errors = [
