@@ -115,7 +115,10 @@ class Process:
 
     async def start(self, timeout: float = 30.0) -> None:
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=out)
+            # Spawning returns at once; readiness is awaited below.
+            self.popen = subprocess.Popen(  # noqa: ASYNC220
+                self.argv, env=self.env, stdout=out, stderr=out
+            )
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as http:
             while time.monotonic() < deadline:
