@@ -24,8 +24,9 @@ import aiohttp.web
 import attrs
 import jsonpatch
 import kmock
-from crd_rules import admit_with
 from kmock._internal import dicts, enums, rendering
+
+from crd_rules import admit_with
 
 CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACES = kmock.resource("", "v1", "namespaces")
@@ -77,6 +78,10 @@ class Emulator(kmock.KubernetesEmulator):
     _version: int = attrs.field(default=0, init=False)
     _schemas: dict[Any, dict[str, Any]] = attrs.field(factory=dict, init=False)
     _with_status: set[Any] = attrs.field(factory=set, init=False)
+    # Every watch event with its resourceVersion, so a watch resumes exactly where its list
+    # (or its previous watch) ended, as on a real server: no event lost between the two.
+    _log: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
+    _changed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -151,7 +156,13 @@ class Emulator(kmock.KubernetesEmulator):
         }
 
     async def _emit(self, resource: Any, kind: str, obj: dict[str, Any]) -> None:
-        await self._buses[resource].put({"type": kind, "object": copy.deepcopy(obj)})
+        obj = copy.deepcopy(obj)
+        if kind == "DELETED":
+            obj["metadata"]["resourceVersion"] = self._next_version()
+        version = int(obj["metadata"]["resourceVersion"])
+        self._log.append((version, resource, {"type": kind, "object": obj}))
+        async with self._changed:
+            self._changed.notify_all()
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -309,23 +320,33 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
         yield b""
-        async with self._lock:
-            existing = self._matching(request)
-        for obj in existing:
-            yield {"type": "ADDED", "object": obj}
         selector = request.params.get("fieldSelector", "")
-        name = (
-            selector.split("metadata.name=", 1)[1].split(",")[0]
-            if "metadata.name=" in selector
-            else None
-        )
-        async for event in self._buses[request.resource]:
-            meta = event.get("object", {}).get("metadata", {})
-            if request.namespace is not None and meta.get("namespace") != request.namespace:
-                continue
-            if name is not None and meta.get("name") != name:
-                continue
+        named = dict(p.split("=", 1) for p in selector.split(",") if "=" in p)
+        since = int(request.params.get("resourceVersion") or 0)
+
+        def wanted(resource: Any, event: dict[str, Any]) -> bool:
+            meta = event["object"]["metadata"]
+            return (
+                resource == request.resource
+                and request.namespace in (None, meta.get("namespace"))
+                and named.get("metadata.name") in (None, meta.get("name"))
+            )
+
+        async with self._lock:
+            position = len(self._log)
+            if since:
+                first = [e for v, r, e in self._log if v > since and wanted(r, e)]
+            else:
+                first = [{"type": "ADDED", "object": o} for o in self._matching(request)]
+        for event in first:
             yield event
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda seen=position: len(self._log) > seen)
+            fresh, position = self._log[position:], len(self._log)
+            for _, resource, event in fresh:
+                if wanted(resource, event):
+                    yield event
 
     async def _serve_version(self, request: rendering.Request) -> rendering.Payload:
         served = await super()._serve_version(request)

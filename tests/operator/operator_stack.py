@@ -22,13 +22,17 @@ import asyncpg
 import httpx
 import kmock
 import pytest
-from crd_rules import CRD_FILE, ROOT
-from k8s_emulator import Emulator, PlainJsonServer, kubeconfig
+from prometheus_client.parser import text_string_to_metric_families
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from conftest import fresh_database
+from crd_rules import CRD_FILE, ROOT
+from k8s_emulator import Emulator, PlainJsonServer, kubeconfig
 from riskgate.auth.service import ClientAdmin
 from riskgate.embedded import free_port
 from riskgate.settings import Settings
+from webhook_receiver import Received, Receiver
 from webhook_support import KEYS, unique_db
 
 WHSUBS = kmock.resource("riskgate.io", "v1alpha1", "webhooksubscriptions")
@@ -169,9 +173,15 @@ class Stack:
             await conn.close()
         return count
 
-    async def metrics(self) -> str:
+    async def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the operator's /metrics, as Prometheus would read it."""
         async with httpx.AsyncClient() as http:
-            return (await http.get(f"http://127.0.0.1:{self.operator_port}/metrics")).text
+            text = (await http.get(f"http://127.0.0.1:{self.operator_port}/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return float(sample.value)
+        return None
 
 
 async def _clients(database_url: str, work: Path) -> tuple[str, str, Path, Path]:
@@ -279,3 +289,37 @@ async def until(check: Callable[[], Any], timeout: float = 30.0, what: str = "")
 def secret_value(secret: dict[str, Any], key: str = "secret") -> str | None:
     encoded = (secret.get("data") or {}).get(key)
     return None if encoded is None else base64.b64decode(encoded).decode()
+
+
+def signatures(request: Received) -> list[str]:
+    return request.headers["webhook-signature"].split()
+
+
+def verifies(request: Received, secret: str) -> bool:
+    try:
+        Webhook(secret).verify(request.body, request.headers)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+async def delivered(stack: Stack, receiver: Receiver) -> Received:
+    """Score once and return the delivery of that decision."""
+    async with stack.scorer_client() as http:
+        decision = await http.post(
+            "/v1/score",
+            json={"event_id": f"ev-{time.monotonic_ns()}", "source": "flight",
+                  "signals": {"delay": 0.9, "weather": 0.9, "geo": 0.9, "payment_anomaly": 1}},
+            headers={"Idempotency-Key": f"k-{time.monotonic_ns()}"},
+        )  # fmt: skip
+    assert decision.status_code == 201, decision.text
+    wanted = decision.json()["id"]
+
+    def arrived() -> Received | None:
+        for request in receiver.received:
+            if json.loads(request.body)["data"]["id"] == wanted:
+                return request
+        return None
+
+    found: Received = await until(arrived, 20, "the decision's delivery")
+    return found

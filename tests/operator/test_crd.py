@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from crd_rules import CRD_FILE, ROOT, admit, crd
 
 EXAMPLES = sorted((ROOT / "k8s/examples").glob("webhooksubscription*.yaml"))

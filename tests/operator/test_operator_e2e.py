@@ -13,6 +13,9 @@ from typing import Any
 
 import psutil
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
 from operator_stack import (
     SECRETS,
     WHSUBS,
@@ -20,15 +23,15 @@ from operator_stack import (
     Stack,
     cluster,
     condition,
+    delivered,
     kubectl_path,
     secret_value,
+    signatures,
     stack,
     subscription,
     until,
+    verifies,
 )
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
-
 from webhook_receiver import Received, Receiver
 
 pytestmark = pytest.mark.slow
@@ -42,40 +45,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     server = await Receiver().start()
     yield server
     await server.close()
-
-
-def signatures(request: Received) -> list[str]:
-    return request.headers["webhook-signature"].split()
-
-
-def verifies(request: Received, secret: str) -> bool:
-    try:
-        Webhook(secret).verify(request.body, request.headers)
-    except WebhookVerificationError:
-        return False
-    return True
-
-
-async def delivered(stack: Stack, receiver: Receiver) -> Received:
-    """Score once and return the delivery of that decision."""
-    async with stack.scorer_client() as http:
-        decision = await http.post(
-            "/v1/score",
-            json={"event_id": f"ev-{time.monotonic_ns()}", "source": "flight",
-                  "signals": {"delay": 0.9, "weather": 0.9, "geo": 0.9, "payment_anomaly": 1}},
-            headers={"Idempotency-Key": f"k-{time.monotonic_ns()}"},
-        )  # fmt: skip
-    assert decision.status_code == 201, decision.text
-    wanted = decision.json()["id"]
-
-    def arrived() -> Received | None:
-        for request in receiver.received:
-            if json.loads(request.body)["data"]["id"] == wanted:
-                return request
-        return None
-
-    found: Received = await until(arrived, 20, "the decision's delivery")
-    return found
 
 
 async def test_apply_rotate_and_delete_end_to_end(
@@ -148,16 +117,15 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert len(signatures(after)) == 1
     assert verifies(after, current)
     assert not verifies(after, first)
-    rotations = await stack.metrics()
-    by_annotation = 'rotations_total{kind="WebhookSubscription",trigger="annotation"} 1.0'
-    assert f"riskgate_operator_{by_annotation}" in rotations
+    rotations = "riskgate_operator_rotations_total"
+    assert await stack.metric(rotations, kind="WebhookSubscription", trigger="annotation") == 1
 
     # Delete: the finalizer holds the resource until the service no longer has it.
     assert await stack.managed_count(f"{NAMESPACE}/alerts") == 1
     await cluster.kubectl("delete", "-n", NAMESPACE, "whsub/alerts", "--timeout=30s")
     assert cluster.get(WHSUBS, NAMESPACE, "alerts") is None
     assert await stack.managed_count(f"{NAMESPACE}/alerts") == 0
-    assert cluster.events(NAMESPACE, "SecretRotated"), "a person sees the rotation"
+    await until(lambda: cluster.events(NAMESPACE, "SecretRotated"), 10, "a SecretRotated event")
 
     assert stack.operator.popen is not None
     rss = psutil.Process(stack.operator.popen.pid).memory_info().rss / 2**20
