@@ -97,6 +97,7 @@ async def test_a_refused_spec_is_permanent_until_it_changes(
     path = f"/v1/webhooks/managed-subscriptions/{NAMESPACE}/refused"
     await cluster.apply(subscription(NAMESPACE, "refused", receiver.url, ["nobody-here"]))
     refused = await wait_condition(cluster, "refused", "Synced", "False")
+    assert refused["reason"] == "ValidationError"
     assert "unknown client" in refused["message"]
     assert (status_of(cluster, "refused", "Ready") or {})["reason"] == "NotSynced"
     await until(lambda: cluster.events(NAMESPACE, "SyncRefused"), 10, "a SyncRefused event")
