@@ -254,6 +254,13 @@ async def stack(
             await process.stop()
 
 
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    server = await Receiver().start()
+    yield server
+    await server.close()
+
+
 def subscription(
     namespace: str, name: str, url: str, clients: list[str], **spec: Any
 ) -> dict[str, Any]:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psutil
 import pytest
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 
-from operator_stack import (
+from operator_stack import (  # noqa: F401  # fixtures
     SECRETS,
     WHSUBS,
     Cluster,
@@ -25,6 +22,7 @@ from operator_stack import (
     condition,
     delivered,
     kubectl_path,
+    receiver,
     secret_value,
     signatures,
     stack,
@@ -32,19 +30,12 @@ from operator_stack import (
     until,
     verifies,
 )
-from webhook_receiver import Received, Receiver
+from webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "e2e"
 # Short enough to watch the overlap end; the operator checks every second in these tests.
 ROTATION = {"every": "1h", "overlap": "6s"}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.close()
 
 
 async def test_apply_rotate_and_delete_end_to_end(

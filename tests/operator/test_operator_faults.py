@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from operator_stack import (
+from operator_stack import (  # noqa: F401  # fixtures
     SECRETS,
     WHSUBS,
     Cluster,
@@ -22,6 +22,7 @@ from operator_stack import (
     condition,
     delivered,
     kubectl_path,
+    receiver,
     secret_value,
     signatures,
     stack,
@@ -34,13 +35,6 @@ from webhook_receiver import Receiver
 pytestmark = pytest.mark.slow
 NAMESPACE = "faults"
 ROTATIONS = "riskgate_operator_rotations_total"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    server = await Receiver().start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
