@@ -38,6 +38,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Namespaces are given (or all are watched): no listing of namespaces needed.
     settings.scanning.disabled = True
     settings.networking.request_timeout = 30
+    # Ride out an API server outage of about ten minutes (kopf's default gives up after ~90 s).
+    settings.networking.error_backoffs = [1, 2, 4, 8, 16] + [30] * 20
     settings.watching.server_timeout = 300
 
 

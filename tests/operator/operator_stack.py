@@ -55,6 +55,20 @@ class Cluster:
     config: Path
     kubectl_path: Path
     cache: Path
+    port: int
+    server: kmock.Server | None = None
+
+    async def start_server(self) -> None:
+        """Serve the emulator on its port (again): the kubeconfig keeps pointing at it."""
+        server = kmock.Server(self.emulator, port=self.port, server_cls=PlainJsonServer)
+        await server.__aenter__()
+        self.server = server
+
+    async def stop_server(self) -> None:
+        """The API server goes away (the objects stay, as in etcd)."""
+        if self.server is not None:
+            server, self.server = self.server, None
+            await server.__aexit__(None, None, None)
 
     async def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         """kubectl as a subprocess, awaited: the emulator answers from this same event loop."""
@@ -94,11 +108,16 @@ async def cluster(
     kubectl_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Cluster]:
     work = tmp_path_factory.mktemp("cluster")
-    async with Emulator() as emulator, kmock.Server(emulator, server_cls=PlainJsonServer) as server:
-        config = kubeconfig(work / "kubeconfig", str(server.url).rstrip("/"))
-        made = Cluster(emulator, config, kubectl_path, work / "kube-cache")
-        await made.kubectl("apply", "--validate=false", "-f", str(CRD_FILE))
-        yield made
+    port = free_port()
+    async with Emulator() as emulator:
+        config = kubeconfig(work / "kubeconfig", f"http://127.0.0.1:{port}")
+        made = Cluster(emulator, config, kubectl_path, work / "kube-cache", port)
+        await made.start_server()
+        try:
+            await made.kubectl("apply", "--validate=false", "-f", str(CRD_FILE))
+            yield made
+        finally:
+            await made.stop_server()
 
 
 def _env(**values: str) -> dict[str, str]:
@@ -144,8 +163,9 @@ class Process:
             assert time.monotonic() < deadline, f"{self.name} did not stop:\n{self.tail()}"
             await asyncio.sleep(0.05)
 
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+    def tail(self, full: bool = False) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text if full else text[-4000:]
 
 
 @dataclass
@@ -173,13 +193,13 @@ class Stack:
             await conn.close()
         return count
 
-    async def metric(self, name: str, **labels: str) -> float | None:
+    async def metric(self, sample_name: str, /, **labels: str) -> float | None:
         """One sample of the operator's /metrics, as Prometheus would read it."""
         async with httpx.AsyncClient() as http:
             text = (await http.get(f"http://127.0.0.1:{self.operator_port}/metrics")).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and sample.labels == labels:
+                if sample.name == sample_name and sample.labels == labels:
                     return float(sample.value)
         return None
 

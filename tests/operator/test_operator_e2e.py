@@ -66,6 +66,11 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert status["subscriptionId"]
     assert status["lastRotationTime"]
     assert status["nextRotationTime"]
+    due_at = await stack.metric(
+        "riskgate_operator_next_rotation_timestamp_seconds", namespace=NAMESPACE, name="alerts"
+    )
+    assert due_at is not None
+    assert abs(due_at - datetime.fromisoformat(status["nextRotationTime"]).timestamp()) < 1
     synced = "jsonpath={.status.conditions[?(@.type=='Synced')].status}"
     printed = await cluster.kubectl("get", "-n", NAMESPACE, "whsub", "alerts", "-o", synced)
     assert printed.startswith("True")
@@ -116,6 +121,8 @@ async def test_apply_rotate_and_delete_end_to_end(
     await cluster.kubectl("delete", "-n", NAMESPACE, "whsub/alerts", "--timeout=30s")
     assert cluster.get(WHSUBS, NAMESPACE, "alerts") is None
     assert await stack.managed_count(f"{NAMESPACE}/alerts") == 0
+    due = "riskgate_operator_next_rotation_timestamp_seconds"
+    assert await stack.metric(due, namespace=NAMESPACE, name="alerts") is None
     await until(lambda: cluster.events(NAMESPACE, "SecretRotated"), 10, "a SecretRotated event")
 
     assert stack.operator.popen is not None

@@ -1,6 +1,6 @@
 """Faults, with every part real: the service down during create, rotation and delete, a spec
 the service refuses, the operator killed in the middle of a rotation, a Secret brought along
-that does not exist yet."""
+that does not exist yet, the Kubernetes API server going away and coming back."""
 
 from __future__ import annotations
 
@@ -194,3 +194,25 @@ def _secret(cluster: Cluster, name: str, key: str = "secret") -> str:
     value = secret_value(cluster.get(SECRETS, NAMESPACE, name) or {}, key)
     assert value is not None
     return value
+
+
+async def test_the_operator_rides_out_the_kubernetes_api_going_away(
+    cluster: Cluster, stack: Stack, receiver: Receiver
+) -> None:
+    assert stack.operator.popen is not None
+    pid = stack.operator.popen.pid
+    logged = len(stack.operator.tail(full=True))
+    await cluster.stop_server()
+    try:
+        await until(
+            lambda: "ClientConnectorError" in stack.operator.tail(full=True)[logged:],
+            30,
+            "the operator to notice the API server is gone",
+        )
+    finally:
+        await cluster.start_server()
+    await cluster.apply(subscription(NAMESPACE, "after", receiver.url, [stack.scorer]))
+    await wait_condition(cluster, "after", "Ready", "True")
+    assert stack.operator.popen.pid == pid
+    assert stack.operator.popen.poll() is None, "the same process, still running"
+    assert verifies(await delivered(stack, receiver), _secret(cluster, "after-webhook-secret"))
