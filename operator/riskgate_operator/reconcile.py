@@ -178,7 +178,7 @@ class Reconciler:
         # What the service has for each resource (by uid) and what it refused: in memory, so
         # after a restart every resource is synced once more (the PUT is idempotent).
         self._synced: dict[str, str] = {}
-        self._refused: dict[str, str] = {}
+        self._refused: dict[str, tuple[str, Condition]] = {}
 
     def forget(self, uid: str) -> None:
         self._synced.pop(uid, None)
@@ -267,9 +267,13 @@ class Reconciler:
         """Bring the service's copy up to date; its representation with delivery health."""
         body = sync_body(res.spec, signing)
         wanted = fingerprint(body)
+        refused = self._refused.get(res.uid)
         try:
-            if self._refused.get(res.uid) == wanted:
-                outcome.result = None  # refused before: nothing to try until the spec changes
+            if refused is not None and refused[0] == wanted:
+                # Refused before: nothing to try until the spec changes. The condition is said
+                # again, as this reconciliation may have started from an older status.
+                outcome.result = None
+                changes.append(refused[1])
                 return await self.api.get(res.namespace, res.name)
             if self._synced.get(res.uid) == wanted:
                 found = await self.api.get(res.namespace, res.name)
@@ -288,11 +292,14 @@ class Reconciler:
                 outcome.result = TEMPORARY
                 changes.append(Condition("Synced", False, exc.reason, exc.message))
                 outcome.events.append(Event("Warning", "SyncFailed", exc.message))
-            elif self._refused.get(res.uid) != wanted:
-                self._refused[res.uid] = wanted
+            elif refused is None or refused[0] != wanted:
+                condition = Condition("Synced", False, exc.reason, exc.message)
+                self._refused[res.uid] = (wanted, condition)
                 outcome.result = PERMANENT
-                changes.append(Condition("Synced", False, exc.reason, exc.message))
+                changes.append(condition)
                 outcome.events.append(Event("Warning", "SyncRefused", exc.message))
+            else:
+                changes.append(refused[1])
             return None
 
     def _finish(

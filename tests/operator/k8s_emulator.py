@@ -82,6 +82,14 @@ class Emulator(kmock.KubernetesEmulator):
     # (or its previous watch) ended, as on a real server: no event lost between the two.
     _log: list[tuple[int, Any, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _changed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
+    _ending: bool = attrs.field(default=False, init=False)
+
+    async def end_watches(self, ending: bool = True) -> None:
+        """Close every open watch stream (the server stops at once instead of waiting for
+        them to time out), or, with ``ending=False``, let new ones stay open again."""
+        self._ending = ending
+        async with self._changed:
+            self._changed.notify_all()
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -342,7 +350,11 @@ class Emulator(kmock.KubernetesEmulator):
             yield event
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda seen=position: len(self._log) > seen)
+                await self._changed.wait_for(
+                    lambda seen=position: len(self._log) > seen or self._ending
+                )
+            if self._ending:
+                return
             fresh, position = self._log[position:], len(self._log)
             for _, resource, event in fresh:
                 if wanted(resource, event):

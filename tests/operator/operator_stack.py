@@ -68,7 +68,9 @@ class Cluster:
         """The API server goes away (the objects stay, as in etcd)."""
         if self.server is not None:
             server, self.server = self.server, None
+            await self.emulator.end_watches()
             await server.__aexit__(None, None, None)
+            await self.emulator.end_watches(ending=False)
 
     async def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         """kubectl as a subprocess, awaited: the emulator answers from this same event loop."""
@@ -266,8 +268,8 @@ async def stack(
                        f"http://127.0.0.1:{operator_port}/healthz")  # fmt: skip
     made = Stack(api, worker, operator, api_url, operator_port, database_url, scorer, scorer_key)
     try:
-        for process in (api, worker, operator):
-            await process.start()
+        await asyncio.gather(api.start(), worker.start())
+        await operator.start()
         yield made
     finally:
         for process in (operator, worker, api):
