@@ -47,6 +47,8 @@ def _as_json_schema(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {k: _as_json_schema(v) for k, v in node.items() if k != "nullable"}
+    if node.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True  # the API server refuses duplicates in a set
     if node.get("nullable") and "type" in node:
         out["type"] = [node["type"], "null"]
         if "enum" in out:

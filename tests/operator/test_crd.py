@@ -89,6 +89,7 @@ def test_defaults_are_applied() -> None:
         ({"url": None}, "'url' is a required property"),
         ({"eventTypes": []}, "should be non-empty"),
         ({"eventTypes": ["decision.made"]}, "is not one of"),
+        ({"eventTypes": ["decision.created", "decision.created"]}, "non-unique elements"),
         ({"clients": []}, "should be non-empty"),
         ({"clients": ["Not A Client"]}, "does not match"),
         ({"actions": ["maybe"]}, "is not one of"),
