@@ -281,7 +281,8 @@ class Reconciler:
                     changes.append(Condition("Synced", True, "Synced", "the service has this spec"))
                     return found
             await self.api.sync(res.namespace, res.name, body)
-            self._synced[res.uid], _ = wanted, self._refused.pop(res.uid, None)
+            self._synced[res.uid] = wanted
+            self._refused.pop(res.uid, None)
             changes.append(Condition("Synced", True, "Synced", "the service has this spec"))
             outcome.events.append(Event("Normal", "Synced", "subscription synced to riskgate"))
             return await self.api.get(res.namespace, res.name)
