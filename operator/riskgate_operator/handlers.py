@@ -35,8 +35,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Events are posted on purpose (synced, rotated, refused...); of kopf's own log lines only
     # warnings and errors become Events.
     settings.posting.level = logging.WARNING
-    # Namespaces are given (or all are watched): no listing of namespaces needed.
-    settings.scanning.disabled = True
+    # Scanning stays on: kopf then notices the CRD installed after the operator started (and,
+    # with named namespaces, namespaces that appear later), given list/watch on both.
     settings.networking.request_timeout = 30
     # Ride out an API server outage of about ten minutes (kopf's default gives up after ~90 s).
     settings.networking.error_backoffs = [1, 2, 4, 8, 16] + [30] * 20
