@@ -1,16 +1,23 @@
-"""Faults, with every part real: the service down during create, rotation and delete, a spec
-the service refuses, the operator killed in the middle of a rotation, a Secret brought along
-that does not exist yet, the Kubernetes API server going away and coming back."""
+"""The operator as a process, every part real: kubectl applies a WebhookSubscription to the
+emulated API server, the operator creates its Secret and syncs it into the `riskgate api`
+process, a `riskgate worker` process delivers to a real receiver, and every signature verifies
+with `standardwebhooks`; a rotation request makes both secrets sign, the overlap's end leaves the
+new one; delete removes it. Then the faults: the service down during create, rotation and
+delete, a spec the service refuses, the operator killed in the middle of a rotation, a Secret
+brought along that does not exist yet, the Kubernetes API server going away and coming back.
+One stack for the whole module (each test in its own resources)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import signal
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psutil
 import pytest
 
 from operator_stack import (  # noqa: F401  # fixtures
@@ -34,6 +41,9 @@ from webhook_receiver import Receiver
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "faults"
+E2E = "e2e"
+# Short enough to watch the overlap end; the operator checks every second in these tests.
+ROTATION = {"every": "1h", "overlap": "6s"}
 ROTATIONS = "riskgate_operator_rotations_total"
 
 
@@ -68,6 +78,102 @@ def api_requests(stack: Stack, method: str, path: str) -> int:
             entry = json.loads(line)
             count += entry.get("method") == method and entry.get("path") == path
     return count
+
+
+async def test_apply_rotate_and_delete_end_to_end(
+    cluster: Cluster, stack: Stack, receiver: Receiver
+) -> None:
+    manifest = subscription(E2E, "alerts", receiver.url, [stack.scorer], secretRotation=ROTATION)
+    started = time.monotonic()
+    await cluster.apply(manifest)
+    await cluster.kubectl(
+        "wait", "-n", E2E, "--for=condition=Ready", "whsub/alerts", "--timeout=30s"
+    )
+    apply_to_ready = time.monotonic() - started
+
+    resource = cluster.get(WHSUBS, E2E, "alerts")
+    assert resource is not None
+    secret = cluster.get(SECRETS, E2E, "alerts-webhook-secret")
+    assert secret is not None
+    (owner,) = secret["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("WebhookSubscription", resource["metadata"]["uid"])
+    first = secret_value(secret)
+    assert first is not None
+    assert first.startswith("whsec_")
+    status = resource["status"]
+    assert status["secretName"] == "alerts-webhook-secret"
+    assert status["observedGeneration"] == 1
+    assert status["subscriptionId"]
+    assert status["lastRotationTime"]
+    assert status["nextRotationTime"]
+    due_at = await stack.metric(
+        "riskgate_operator_next_rotation_timestamp_seconds", namespace=E2E, name="alerts"
+    )
+    assert due_at is not None
+    assert abs(due_at - datetime.fromisoformat(status["nextRotationTime"]).timestamp()) < 1
+    synced = "jsonpath={.status.conditions[?(@.type=='Synced')].status}"
+    printed = await cluster.kubectl("get", "-n", E2E, "whsub", "alerts", "-o", synced)
+    assert printed.startswith("True")
+
+    one = await delivered(stack, receiver)
+    assert len(signatures(one)) == 1
+    assert verifies(one, first)
+
+    # Rotation on demand: both secrets sign until the overlap ends.
+    requested = datetime.now(UTC).isoformat()
+    started = time.monotonic()
+    await cluster.kubectl(
+        "annotate", "-n", E2E, "whsub/alerts", f"riskgate.io/rotate-requested-at={requested}"
+    )
+    rotated = await until(
+        lambda: secret_value(cluster.get(SECRETS, E2E, "alerts-webhook-secret") or {},
+                             "previous"),
+        20, "the Secret to carry the previous secret",
+    )  # fmt: skip
+    assert rotated == first
+    current = secret_value(cluster.get(SECRETS, E2E, "alerts-webhook-secret") or {})
+    assert current is not None
+    assert current != first
+    both = await delivered(stack, receiver)
+    while len(signatures(both)) < 2:  # until the operator's sync has reached the service
+        assert time.monotonic() - started < 20, "never signed with both secrets"
+        both = await delivered(stack, receiver)
+    rotation_live = time.monotonic() - started
+    assert verifies(both, current)
+    assert verifies(both, first)
+    assert all(verifies(both, s) for s in (current, first))
+
+    # After the overlap only the new secret signs, and the Secret drops the previous one.
+    await until(
+        lambda: "previous" not in (cluster.get(SECRETS, E2E, "alerts-webhook-secret")
+                                   or {}).get("data", {"previous": 1}),
+        20, "the previous secret to be dropped",
+    )  # fmt: skip
+    after = await delivered(stack, receiver)
+    assert len(signatures(after)) == 1
+    assert verifies(after, current)
+    assert not verifies(after, first)
+    rotations = "riskgate_operator_rotations_total"
+    assert await stack.metric(rotations, kind="WebhookSubscription", trigger="annotation") == 1
+
+    # Delete: the finalizer holds the resource until the service no longer has it.
+    assert await stack.managed_count(f"{E2E}/alerts") == 1
+    await cluster.kubectl("delete", "-n", E2E, "whsub/alerts", "--timeout=30s")
+    assert cluster.get(WHSUBS, E2E, "alerts") is None
+    assert await stack.managed_count(f"{E2E}/alerts") == 0
+    due = "riskgate_operator_next_rotation_timestamp_seconds"
+    assert await stack.metric(due, namespace=E2E, name="alerts") is None
+    await until(lambda: cluster.events(E2E, "SecretRotated"), 10, "a SecretRotated event")
+
+    assert stack.operator.popen is not None
+    rss = psutil.Process(stack.operator.popen.pid).memory_info().rss / 2**20
+    report: dict[str, Any] = {
+        "apply_to_ready_seconds": round(apply_to_ready, 2),
+        "rotation_to_both_signatures_seconds": round(rotation_live, 2),
+        "operator_rss_mib": round(rss, 1),
+    }
+    print(f"\noperator e2e measurements: {json.dumps(report)}")
+    assert rss < 120, report
 
 
 async def test_service_down_during_create_then_ready_once_it_is_back(
