@@ -553,6 +553,15 @@ def worker(port: int | None) -> None:
         raise SystemExit(1) from None  # logged with its traceback when it happened
 
 
+@main.command(name="operator")
+def operator_command() -> None:
+    """Run the Kubernetes operator (WebhookSubscription resources); RISKGATE_OPERATOR_* settings."""
+    # The operator is its own package and talks to the service only over HTTP.
+    from riskgate_operator.main import main as operator_main
+
+    operator_main()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)

@@ -204,6 +204,28 @@ SELECT count(*) = 1 FROM sub;
 -- name: managed_subscription_owner
 SELECT owner_client_id FROM webhook_subscriptions WHERE managed_ref = $1;
 
+-- name: managed_subscription_health
+-- The operator's read of a managed subscription: its owner and how deliveries go. Each part
+-- walks the (subscription_id, id DESC) index: the newest success, the attempts of the latest
+-- deliveries in the last 24 h (at most 1000 attempts), and the exhausted deliveries.
+SELECT s.id, s.owner_client_id, s.failing_since,
+       (SELECT d.completed_at FROM webhook_deliveries d
+        WHERE d.subscription_id = s.id AND d.status = 'succeeded'
+        ORDER BY d.id DESC LIMIT 1) AS last_success_at,
+       r.attempts AS recent_attempts, r.succeeded AS recent_succeeded,
+       (SELECT count(*) FROM webhook_deliveries d
+        WHERE d.subscription_id = s.id AND d.status = 'exhausted') AS dead_letters
+FROM webhook_subscriptions s
+CROSS JOIN LATERAL (
+    SELECT count(*) AS attempts, count(*) FILTER (WHERE a.outcome = 'succeeded') AS succeeded
+    FROM (SELECT wa.outcome FROM webhook_deliveries d
+          JOIN webhook_attempts wa ON wa.delivery_id = d.id
+          WHERE d.subscription_id = s.id AND d.created_at > now() - interval '24 hours'
+            AND wa.started_at > now() - interval '24 hours'
+          ORDER BY d.id DESC LIMIT 1000) a
+) r
+WHERE s.managed_ref = $1;
+
 -- name: recover_deliveries
 -- Tenant isolation: a client that only receives a subscription's events (Kubernetes-managed)
 -- re-sends its own deliveries, never another client's.

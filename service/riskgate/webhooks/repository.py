@@ -18,6 +18,8 @@ from riskgate.webhooks.schemas import (
     Backlog,
     ClaimedDelivery,
     Delivery,
+    DeliveryHealth,
+    ManagedHealthRow,
     SealedSecret,
     Subscription,
     SubscriptionSpec,
@@ -215,6 +217,21 @@ async def delete_managed_subscription(db: DB, managed_ref: str, owner: UUID, act
 async def managed_subscription_owner(db: DB, managed_ref: str) -> UUID | None:
     owner: UUID | None = await db.fetchval(_Q["managed_subscription_owner"], managed_ref)
     return owner
+
+
+async def managed_subscription_health(db: DB, managed_ref: str) -> ManagedHealthRow | None:
+    row = await db.fetchrow(_Q["managed_subscription_health"], managed_ref)
+    if row is None:
+        return None
+    attempts = int(row["recent_attempts"])
+    health = DeliveryHealth(
+        last_success_at=row["last_success_at"],
+        failing_since=row["failing_since"],
+        recent_attempts=attempts,
+        recent_success_ratio=round(row["recent_succeeded"] / attempts, 4) if attempts else None,
+        dead_letters=int(row["dead_letters"]),
+    )
+    return ManagedHealthRow(row["id"], row["owner_client_id"], health)
 
 
 async def recover_deliveries(

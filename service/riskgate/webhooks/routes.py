@@ -23,6 +23,7 @@ from riskgate.webhooks.schemas import (
     DeliveryPage,
     DeliveryStatus,
     EventType,
+    ManagedSubscription,
     ManagedSubscriptionSync,
     RecoverRequest,
     RecoverResult,
@@ -264,6 +265,25 @@ async def sync_managed_subscription(
     return Response(subscription, status_code=201 if created else 200)
 
 
+@get(
+    MANAGED,
+    opt=SYNC,
+    tags=TAGS,
+    summary="Get a Kubernetes-managed subscription with its delivery health",
+    description="The operator's read-back for the resource's status: the subscription as synced "
+    "plus `health` (latest success, failing since, the success ratio of the last 24 h of "
+    "attempts, dead letters). 404 when it does not exist, 409 when another client syncs it.",
+    responses=problem_responses(401, 403, 404, 409, 429, 503),
+)
+async def get_managed_subscription(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    namespace: Namespace,
+    name: Name,
+) -> ManagedSubscription:
+    return await runtime.webhooks.get_managed(f"{namespace}/{name}", _actor(request))
+
+
 @delete(
     MANAGED,
     opt=SYNC,
@@ -376,6 +396,7 @@ ROUTES = [
     rotate_secret,
     recover_subscription,
     sync_managed_subscription,
+    get_managed_subscription,
     delete_managed_subscription,
     list_deliveries,
     get_delivery,

@@ -178,6 +178,27 @@ class ManagedSecret(Wire):
     """When this secret stops signing (the previous secret during an overlap); null: current."""
 
 
+class DeliveryHealth(Wire):
+    """How deliveries to a subscription are going, for the operator's status."""
+
+    last_success_at: datetime | None
+    """When the latest delivery succeeded; null before the first success."""
+    failing_since: datetime | None
+    """Start of the current run of failed attempts; null while deliveries succeed."""
+    recent_attempts: int
+    """Delivery attempts in the last 24 h (at most the latest 1000 count)."""
+    recent_success_ratio: float | None
+    """Share of those attempts that succeeded (0-1); null without attempts."""
+    dead_letters: int
+    """Deliveries that used up their retry schedule (``exhausted``) and wait for a replay."""
+
+
+class ManagedSubscription(Subscription):
+    """A Kubernetes-managed subscription with its delivery health (the operator's read)."""
+
+    health: DeliveryHealth
+
+
 class ManagedSubscriptionSync(Wire):
     """Upsert of a subscription managed from Kubernetes (the operator's sync call)."""
 
@@ -262,6 +283,13 @@ class SubscriptionSpec:
     event_types: list[str]
     actions: list[str] | None
     paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedHealthRow:
+    subscription_id: UUID
+    owner: UUID
+    health: DeliveryHealth
 
 
 @dataclass(frozen=True, slots=True)

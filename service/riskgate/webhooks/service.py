@@ -32,6 +32,7 @@ from riskgate.webhooks.schemas import (
     Delivery,
     DeliveryPage,
     FieldInvalid,
+    ManagedSubscription,
     ManagedSubscriptionSync,
     RecoverRequest,
     SealedSecret,
@@ -363,6 +364,17 @@ class WebhookService:
     def _seal_pair(self, secret: str, bound_to: UUID) -> tuple[str, bytes]:
         sealed = self._seal_secret(secret, bound_to)
         return sealed.key_id, sealed.sealed
+
+    async def get_managed(self, managed_ref: str, actor: Actor) -> ManagedSubscription:
+        """The managed subscription with its delivery health, for the client that syncs it."""
+        found = await repository.managed_subscription_health(self._pool, managed_ref)
+        if found is None:
+            raise WebhookSubscriptionNotFound(f"no managed subscription {managed_ref}")
+        if found.owner != actor.client_id:
+            raise ManagedSubscriptionOwnedElsewhere(f"{managed_ref} is synced by another client")
+        subscription = await self.get(found.subscription_id, actor)
+        fields = {f: getattr(subscription, f) for f in subscription.__struct_fields__}
+        return ManagedSubscription(**fields, health=found.health)
 
     async def delete_managed(self, managed_ref: str, actor: Actor) -> None:
         if not await repository.delete_managed_subscription(

@@ -1,0 +1,1 @@
+"""riskgate's Kubernetes operator: WebhookSubscription resources synced into the service."""

@@ -1,0 +1,3 @@
+from riskgate_operator.main import main
+
+main()
