@@ -322,7 +322,14 @@ def test_operator_rbac_is_cluster_wide_only_without_namespaces() -> None:
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["list", "watch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    ]
+    (cluster_reader,) = [
+        r for r in of_kind(cluster, "ClusterRole") if r["metadata"]["name"].endswith("-crds")
+    ]
+    assert [rule["resources"] for rule in _rules(cluster_reader)] == [
+        ["customresourcedefinitions"]
     ]
     for doc in [role, *roles]:
         for rule in _rules(doc):
@@ -331,7 +338,9 @@ def test_operator_rbac_is_cluster_wide_only_without_namespaces() -> None:
         by_resource = {r: rule["verbs"] for rule in _rules(doc) for r in rule["resources"]}
         assert by_resource["webhooksubscriptions"] == ["get", "list", "watch", "patch"]
         assert by_resource["webhooksubscriptions/status"] == ["patch"]
-        assert by_resource["events"] == ["create", "patch"]
+        # What the operator uses (README, "Managing subscriptions from Kubernetes").
+        assert by_resource["secrets"] == ["get", "create", "patch"]
+        assert by_resource["events"] == ["create"]
 
 
 def _ingress_from(docs: list[Doc], name: str) -> list[Doc]:
