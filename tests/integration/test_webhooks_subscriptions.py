@@ -349,3 +349,9 @@ async def test_create_response_shows_the_stored_created_at(app: RunningApp) -> N
         created["created_at"],
         created["updated_at"],
     )
+
+
+async def test_an_upper_case_scheme_is_stored_in_lower_case(app: RunningApp) -> None:
+    """``HTTPS://`` passed validation but failed the table's CHECK (a 500) before."""
+    created = await subscribe(app.client, "HTTPS://hooks.riskgate-test.invalid/upper")
+    assert created["url"] == "https://hooks.riskgate-test.invalid/upper"

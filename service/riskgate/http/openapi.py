@@ -48,6 +48,7 @@ from riskgate.errors import NotFound
 from riskgate.http.problems import OAuthProblem, Problem, problem_slugs
 from riskgate.money import CURRENCIES, exponent
 from riskgate.scoring.schemas import DecisionResponse
+from riskgate.settings import Settings
 from riskgate.transactions.schemas import TransactionResponse
 from riskgate.webhooks.schemas import EventType
 
@@ -57,7 +58,9 @@ IDEMPOTENT_OPT: Final = "idempotent"
 REF: Final = "#/components/schemas/{name}"
 TRACE_HEADER: Final = "X-Trace-Id"
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105 (a path, not a password)
-MAX_AMOUNT: Final = Decimal("1000000000.00")
+MAX_AMOUNT: Final = Decimal(
+    next(f.default for f in msgspec.structs.fields(Settings) if f.name == "max_amount")
+)
 """``RISKGATE_MAX_AMOUNT``'s default: the document describes a default deployment."""
 
 SCOPE_DESCRIPTIONS: Final = {
@@ -132,8 +135,13 @@ HEADERS: Final[dict[str, dict[str, Any]]] = {
     "Cache-Control": {"description": "`no-store` on responses that carry a secret or a token."},
 }
 _ALWAYS = (TRACE_HEADER, "X-Request-Id")
-_RATE = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining")
-_RATE_ALL = (*_RATE, "X-RateLimit-Reset")
+_RATE = (
+    "RateLimit-Policy",
+    "RateLimit",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+)
 
 
 def _header_components() -> dict[str, Any]:
@@ -207,8 +215,11 @@ def _money(decimals: int, *, zero: bool) -> dict[str, Any]:
 
     Digits beyond the currency's decimals may only be zeros (``"10.000"`` is ten pounds).
     """
+    # The maximum is a power of ten: every number of fewer digits, or that one exactly.
+    top = int(MAX_AMOUNT)
+    assert str(MAX_AMOUNT).rstrip("0").rstrip(".").rstrip("0") == "1", "the pattern needs 10 ** k"
     fraction = f"(?:\\.[0-9]{{1,{decimals}}}0*|\\.0+)?" if decimals else "(?:\\.0+)?"
-    positive = f"[1-9][0-9]{{0,8}}{fraction}|1000000000(?:\\.0+)?"
+    positive = f"[1-9][0-9]{{0,{len(str(top)) - 2}}}{fraction}|{top}(?:\\.0+)?"
     if decimals:
         positive += f"|0\\.[0-9]{{0,{decimals - 1}}}[1-9]0*"
     text = f"(?:0{fraction}|{positive})" if zero else f"(?:{positive})"
@@ -364,8 +375,8 @@ def _statuses(operation: Operation, declared: dict[str, Any]) -> set[int]:
 
 def _headers_for(operation: Operation, status: int, problem: bool) -> dict[str, Any]:
     names: list[str] = list(_ALWAYS)
-    if not operation.public:
-        names += _RATE if status == 503 else _RATE_ALL
+    if not operation.public and status != 401:  # limits are per client: known once authenticated
+        names += _RATE
     if status in (401, 403):
         names.append("WWW-Authenticate")
     if problem and (status in (429, 503) or (status == 409 and operation.idempotent)):
@@ -643,7 +654,6 @@ def finish(document: dict[str, Any], app: Litestar) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {**document["info"], "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
-        "servers": [{"url": "http://127.0.0.1:8000", "description": "riskgate dev"}],
         "tags": TAGS,
         "paths": paths,
         "webhooks": _webhooks(),

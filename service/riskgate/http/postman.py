@@ -17,7 +17,8 @@ import yaml
 
 SCHEMA_URL: Final = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 _NAMESPACE: Final = uuid.UUID("8d6c1f0e-4b7a-4f43-9a51-7c2d3e4f5a6b")
-FILES: Final = ("openapi.json", "openapi.yaml", "riskgate.postman_collection.json")
+DEV_URL: Final = "http://127.0.0.1:8000"
+"""Where ``riskgate dev`` serves; the document itself names no server (it is served by each)."""
 
 
 def _id(name: str) -> str:
@@ -121,7 +122,7 @@ def collection(document: dict[str, Any]) -> dict[str, Any]:
         },
         "auth": _auth(document),
         "variable": [
-            {"key": "baseUrl", "value": document["servers"][0]["url"]},
+            {"key": "baseUrl", "value": DEV_URL},
             {"key": "clientId", "value": "demo-app"},
             {"key": "clientSecret", "value": "demo-secret"},
         ],
