@@ -7,10 +7,12 @@ example or its responses fails here rather than shipping undocumented.
 from __future__ import annotations
 
 import re
+import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import jsonschema
 import msgspec
@@ -19,13 +21,14 @@ from click.testing import CliRunner
 from litestar.routes import HTTPRoute
 from openapi_spec_validator import validate
 
-from conftest import RunningApp, new_key
+from conftest import RunningApp, new_event_id, new_key
 from riskgate.app import ROUTES, openapi_document
 from riskgate.auth.scopes import SCOPES
 from riskgate.cli import main
 from riskgate.http.body import decode_strict
 from riskgate.http.openapi import PARAMETER_EXAMPLES, REQUEST_EXAMPLES, Operation, operations
 from riskgate.http.postman import render
+from riskgate.webhooks.delivery import envelope
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PROBLEMS = "https://riskgate.io/problems/"
@@ -231,6 +234,23 @@ def test_webhook_payloads_are_described() -> None:
         "transaction.flagged",
         "webhook.test",
     }
+
+
+async def test_a_delivered_decision_matches_its_webhook_schema(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    body = REQUEST_EXAMPLES["ScoreRequest"] | {"event_id": new_event_id()}
+    scored = await client.post("/v1/score", json=body, headers={"Idempotency-Key": new_key()})
+    assert scored.status_code == 201, scored.text
+    row = await db.fetchrow(
+        "SELECT payload::text, created_at FROM outbox WHERE aggregate_id = $1",
+        uuid.UUID(scored.json()["id"]),
+    )
+    assert row is not None
+    sent = envelope("decision.created", row["created_at"], row["payload"].encode())
+    hook = DOCUMENT["webhooks"]["decision.created"]["post"]
+    schema = hook["requestBody"]["content"]["application/json"]["schema"]
+    jsonschema.validate(msgspec.json.decode(sent), {**schema, **DOCUMENT})
 
 
 def test_postman_collection_uses_oauth2_client_credentials() -> None:
