@@ -17,6 +17,7 @@ import httpx
 import jsonschema
 import msgspec
 import pytest
+import yaml
 from click.testing import CliRunner
 from litestar.routes import HTTPRoute
 from openapi_spec_validator import validate
@@ -58,6 +59,7 @@ def test_committed_files_match_the_code() -> None:
     for name, text in render(DOCUMENT).items():
         committed = (DOCS / name).read_text(encoding="utf-8")
         assert committed == text, f"docs/{name} is stale: run `riskgate openapi --output docs/`"
+    assert yaml.safe_load((DOCS / "openapi.yaml").read_text(encoding="utf-8")) == DOCUMENT
 
 
 def test_the_cli_writes_the_committed_files(tmp_path: Path) -> None:
