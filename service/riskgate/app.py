@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from riskgate import __version__
@@ -18,7 +17,10 @@ from riskgate.accounts.routes import account_statement, get_account, open_accoun
 from riskgate.auth.routes import issue_token, jwks
 from riskgate.events.routes import get_event, list_events
 from riskgate.health.routes import liveness, metrics, readiness
+from riskgate.http.openapi import DOCS_PATH, render_plugins, served_document
+from riskgate.http.options import complete_allow
 from riskgate.http.problems import exception_handlers
+from riskgate.http.query import refuse_unknown_query
 from riskgate.http.security import add_rate_limit_headers, authorize
 from riskgate.observability.logs import configure_logging
 from riskgate.observability.middleware import ObservabilityMiddleware
@@ -53,6 +55,7 @@ def _runtime(state: State) -> Runtime:
 
 
 def _openapi() -> OpenAPIConfig:
+    """Litestar's generator; ``riskgate.http.openapi`` finishes what it serves."""
     return OpenAPIConfig(
         title="riskgate",
         version=__version__,
@@ -60,22 +63,24 @@ def _openapi() -> OpenAPIConfig:
             "Deterministic risk decisions for bookings and payments, from non-personal signals. "
             "Errors are RFC 9457 problem documents (`application/problem+json`)."
         ),
-        path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        path=DOCS_PATH,
+        render_plugins=render_plugins(),
         # The docs are public like the health checks; every other route declares its scope.
         openapi_router=Router(
-            "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
-        ),
-        security=[{"bearer": []}, {"apiKey": []}],
-        components=Components(
-            security_schemes={
-                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
-                "apiKey": SecurityScheme(
-                    type="apiKey", name="X-API-Key", security_scheme_in="header"
-                ),
-            }
+            DOCS_PATH, route_handlers=[], include_in_schema=False, opt={"public": True}
         ),
     )
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document ``/schema/openapi.json`` serves, without a database or settings."""
+    litestar = Litestar(
+        route_handlers=ROUTES,
+        dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
+        openapi_config=_openapi(),
+        logging_config=None,  # building a document must not configure the process's logging
+    )
+    return served_document(litestar)
 
 
 def create_litestar(
@@ -91,8 +96,8 @@ def create_litestar(
         route_handlers=ROUTES,
         lifespan=[lifespan],
         dependencies={"runtime": Provide(_runtime, sync_to_thread=False)},
-        guards=[authorize],
-        before_send=[add_rate_limit_headers],
+        guards=[refuse_unknown_query, authorize],
+        before_send=[add_rate_limit_headers, complete_allow],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         openapi_config=_openapi(),
         request_max_body_size=settings.max_body_bytes,

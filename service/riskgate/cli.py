@@ -583,5 +583,22 @@ def dev(host: str, port: int, workers: int, data_dir: Path) -> None:
     run_dev(host=host, port=port, workers=workers, data_dir=data_dir.resolve(), serve=_serve)
 
 
+@main.command()
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("docs"),
+    show_default=True,
+    help="Directory for openapi.json, openapi.yaml and the Postman collection.",
+)
+def openapi(output: Path) -> None:
+    """Write the OpenAPI document and the Postman collection generated from the code."""
+    from riskgate.app import openapi_document
+    from riskgate.http.postman import write
+
+    for path in write(openapi_document(), output):
+        click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -53,6 +53,13 @@ class DuplicateKey(BadRequest):
     title = "Request body repeats a key"
 
 
+class UnknownQueryParameter(BadRequest):
+    """A query parameter the endpoint does not take; ``field`` is its name."""
+
+    slug = "unknown-query-parameter"
+    title = "Unknown query parameter"
+
+
 class InvalidField(RiskgateError):
     """A value failed validation; ``field`` is its dotted path (``signals.delay``)."""
 

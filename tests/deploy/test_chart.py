@@ -328,9 +328,7 @@ def test_operator_rbac_is_cluster_wide_only_without_namespaces() -> None:
     (cluster_reader,) = [
         r for r in of_kind(cluster, "ClusterRole") if r["metadata"]["name"].endswith("-crds")
     ]
-    assert [rule["resources"] for rule in _rules(cluster_reader)] == [
-        ["customresourcedefinitions"]
-    ]
+    assert [rule["resources"] for rule in _rules(cluster_reader)] == [["customresourcedefinitions"]]
     for doc in [role, *roles]:
         for rule in _rules(doc):
             assert "*" not in rule["verbs"]

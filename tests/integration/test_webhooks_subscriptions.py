@@ -339,3 +339,19 @@ async def test_a_nul_in_a_url_is_422_not_a_500(
     response = await app.client.post(path, json=body, headers={"Idempotency-Key": new_key()})
     assert response.status_code == 422, response.text
     assert response.json()["field"] == "url"
+
+
+async def test_create_response_shows_the_stored_created_at(app: RunningApp) -> None:
+    """The response is built before the row is written: the row must take its timestamps."""
+    created = await subscribe(app.client, URL)
+    stored = (await app.client.get(f"{SUBS}/{created['id']}")).json()
+    assert (stored["created_at"], stored["updated_at"]) == (
+        created["created_at"],
+        created["updated_at"],
+    )
+
+
+async def test_an_upper_case_scheme_is_stored_in_lower_case(app: RunningApp) -> None:
+    """``HTTPS://`` passed validation but failed the table's CHECK (a 500) before."""
+    created = await subscribe(app.client, "HTTPS://hooks.riskgate-test.invalid/upper")
+    assert created["url"] == "https://hooks.riskgate-test.invalid/upper"

@@ -10,7 +10,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from riskgate.accounts.schemas import AccountResponse, OpenAccount, Statement
 from riskgate.http.body import StrictBody
-from riskgate.http.cursor import decode_cursor, encode_cursor
+from riskgate.http.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from riskgate.http.idempotency import respond_idempotently
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
@@ -23,7 +23,7 @@ AccountPath = Annotated[int, PathParameter(ge=1, le=2**63 - 1, description="risk
 
 @post(
     ROUTE,
-    opt={"scope": "accounts:write"},
+    opt={"scope": "accounts:write", "idempotent": True},
     dto=StrictBody[OpenAccount],
     return_dto=None,
     status_code=201,
@@ -77,7 +77,7 @@ async def account_statement(
     runtime: NamedDependency[Runtime],
     account_id: AccountPath,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_STATEMENT_PAGE)] = 5,
-    cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    cursor: Annotated[str | None, QueryParameter(pattern=CURSOR_PATTERN)] = None,
 ) -> Statement:
     statement, more = await runtime.accounts.statement(
         account_id, caller_of(request).client_id, before=decode_cursor(cursor), limit=limit

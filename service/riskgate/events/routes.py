@@ -14,7 +14,7 @@ from riskgate.errors import NotFound
 from riskgate.events import repository
 from riskgate.events.repository import EventFilter
 from riskgate.events.schemas import EventDetail, EventPage
-from riskgate.http.cursor import decode_cursor, encode_cursor
+from riskgate.http.cursor import CURSOR_PATTERN, decode_cursor, encode_cursor
 from riskgate.http.problems import problem_responses
 from riskgate.http.security import caller_of
 from riskgate.runtime import Runtime
@@ -65,7 +65,7 @@ async def list_events(
     created_before: Annotated[
         datetime | None, QueryParameter(description="exclusive, RFC 3339")
     ] = None,
-    cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    cursor: Annotated[str | None, QueryParameter(pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 20,
 ) -> EventPage:
     where = EventFilter(action, source, created_after, created_before, event_id)

@@ -9,6 +9,7 @@ from typing import Literal
 
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 
 from riskgate.db import UNAVAILABLE_ERRORS
 from riskgate.observability.metrics import render_metrics
@@ -71,6 +72,7 @@ async def _redis_up(runtime: Runtime) -> bool:
         "Redis only speeds things up, and taking every pod out of service because of it would "
         "turn a slowdown into an outage."
     ),
+    responses={503: ResponseSpec(Readiness, description="PostgreSQL is unreachable")},
 )
 async def readiness(runtime: NamedDependency[Runtime]) -> Response[Readiness]:
     postgres, redis = await asyncio.gather(_postgres_up(runtime), _redis_up(runtime))

@@ -7,6 +7,10 @@ import binascii
 from uuid import UUID
 
 from riskgate.errors import InvalidField
+from riskgate.wire import whole
+
+CURSOR_PATTERN = whole(r"[A-Za-z0-9_-]{22}")
+"""What ``encode_cursor`` makes: 16 bytes in unpadded base64url."""
 
 
 def encode_cursor(last: UUID) -> str:

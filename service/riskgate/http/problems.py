@@ -218,6 +218,17 @@ def exception_handlers() -> dict[type[Exception], Callable[..., Response[bytes]]
     return handlers
 
 
+def problem_slugs() -> list[str]:
+    """Every problem ``type`` slug the service can answer with, sorted."""
+    found: set[str] = {*_HTTP_SLUGS.values(), "internal-error"}
+    pending: list[type[RiskgateError]] = [RiskgateError]
+    while pending:
+        error = pending.pop()
+        found.add(error.slug)
+        pending.extend(error.__subclasses__())
+    return sorted(found)
+
+
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries documenting the problem responses a route can give."""
     return {

@@ -174,15 +174,17 @@ def rate_limit_headers(decision: RateLimitDecision) -> dict[str, str]:
       effective window, within which the client can use no more than ``r``: the time until the
       bucket is full again when allowed, and when denied the ``Retry-After`` delay, because the
       draft (section 6) says Retry-After should not point earlier than the end of the window.
-    * ``X-RateLimit-Remaining``; ``X-RateLimit-Reset`` in delta-seconds until the quota is fully
-      available again (not a Unix timestamp as GitHub sends: no clock to agree on).
+    * ``X-RateLimit-Remaining``; ``X-RateLimit-Reset`` in delta-seconds (not a Unix timestamp as
+      GitHub sends: no clock to agree on) until the quota is fully available again, and on a
+      denial the same ``t``: a client that waits for the reset must not be told a later time
+      than ``Retry-After`` by one header and an earlier one by another.
     * ``Retry-After`` (delta-seconds, >= 1) on a denial only.
     """
     headers = policy_headers(decision.policy)
     window = decision.reset_seconds if decision.allowed else decision.retry_after_seconds
     headers["RateLimit"] = f'"{decision.policy.name}";r={decision.remaining};t={window}'
     headers["X-RateLimit-Remaining"] = str(decision.remaining)
-    headers["X-RateLimit-Reset"] = str(decision.reset_seconds)
+    headers["X-RateLimit-Reset"] = str(window)
     if not decision.allowed:
         headers["Retry-After"] = str(decision.retry_after_seconds)
     return headers

@@ -20,7 +20,7 @@ ROUTE = "/v1/score"
 
 @post(
     ROUTE,
-    opt={"scope": "score:write"},
+    opt={"scope": "score:write", "idempotent": True},
     dto=StrictBody[ScoreRequest],
     return_dto=None,
     status_code=201,

@@ -24,7 +24,7 @@ ROUTE = "/v1/transactions"
 
 @post(
     ROUTE,
-    opt={"scope": "transactions:write"},
+    opt={"scope": "transactions:write", "idempotent": True},
     dto=StrictBody[DebitRequest],
     return_dto=None,
     status_code=201,

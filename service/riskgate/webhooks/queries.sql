@@ -7,8 +7,10 @@
 WITH claim AS (
     SELECT claim_idempotency_key($1, $2, $3, $4, $5, $6, $7) AS won
 ), sub AS (
-    INSERT INTO webhook_subscriptions (id, owner_client_id, client_ids, url, event_types, actions, paused)
-    SELECT $8, $1, ARRAY[$1::uuid], $9, $10, $11, $12 FROM claim WHERE won
+    -- created_at as the response shows it: that response is stored and replayed as it is.
+    INSERT INTO webhook_subscriptions
+        (id, owner_client_id, client_ids, url, event_types, actions, paused, created_at, updated_at)
+    SELECT $8, $1, ARRAY[$1::uuid], $9, $10, $11, $12, $17, $17 FROM claim WHERE won
     RETURNING id
 ), secret AS (
     INSERT INTO webhook_secrets (subscription_id, key_id, sealed)

@@ -63,6 +63,7 @@ async def create_subscription(
     secret: SealedSecret,
     actor: str,
     audit: dict[str, Any],
+    created_at: datetime,
 ) -> bool:
     """False when the idempotency key was already taken."""
     won: bool = await db.fetchval(
@@ -77,6 +78,7 @@ async def create_subscription(
         secret.sealed,
         actor,
         audit,
+        created_at,
     )
     return won
 

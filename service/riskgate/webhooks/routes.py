@@ -7,6 +7,7 @@ from uuid import UUID
 
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from riskgate.auth.service import Caller
@@ -43,6 +44,7 @@ from riskgate.wire import whole
 
 READ = {"scope": "webhooks:read"}
 WRITE = {"scope": "webhooks:write"}
+IDEMPOTENT_WRITE = {**WRITE, "idempotent": True}
 SYNC = {"scope": "subscriptions:sync"}
 TAGS = ["webhooks"]
 MAX_PAGE = 100
@@ -60,7 +62,11 @@ Namespace = Annotated[
 ]
 Name = Annotated[str, PathParameter(pattern=MANAGED_REF_PART, description="The resource's name")]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
-Cursor = Annotated[str | None, QueryParameter(max_length=64)]
+SubscriptionCursor = Annotated[
+    str | None,
+    QueryParameter(pattern=whole(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")),
+]
+DeliveryCursor = Annotated[str | None, QueryParameter(pattern=whole(MESSAGE_ID_PATTERN))]
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
@@ -92,7 +98,7 @@ def _delivery_id(text: str) -> UUID:
 
 @post(
     ROUTE_SUBSCRIPTIONS,
-    opt=WRITE,
+    opt=IDEMPOTENT_WRITE,
     dto=StrictBody[SubscriptionCreate],
     return_dto=None,
     status_code=201,
@@ -128,7 +134,7 @@ async def create_subscription(
 async def list_subscriptions(
     request: Request[Any, Any, Any],
     runtime: NamedDependency[Runtime],
-    cursor: Cursor = None,
+    cursor: SubscriptionCursor = None,
     limit: Limit = 20,
 ) -> SubscriptionPage:
     return await runtime.webhooks.list_subscriptions(_actor(request), _uuid_cursor(cursor), limit)
@@ -187,7 +193,7 @@ async def delete_subscription(
 
 @post(
     f"{ONE}/rotate-secret",
-    opt=WRITE,
+    opt=IDEMPOTENT_WRITE,
     status_code=200,
     tags=TAGS,
     summary="Rotate the signing secret",
@@ -250,7 +256,10 @@ async def recover_subscription(
     description="The operator's sync of a WebhookSubscription resource (`namespace/name`): "
     "URL, event types, the clients whose events it receives and every secret that signs. "
     "201 when created, 200 when replaced. Such subscriptions are read-only elsewhere.",
-    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    responses={
+        **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        201: ResponseSpec(Subscription, description="Created"),
+    },
 )
 async def sync_managed_subscription(
     request: Request[Any, Any, Any],
@@ -320,7 +329,7 @@ async def list_deliveries(
     status: Annotated[DeliveryStatus | None, QueryParameter()] = None,
     event_type: Annotated[EventType | None, QueryParameter()] = None,
     event_ref: Annotated[UUID | None, QueryParameter()] = None,
-    cursor: Cursor = None,
+    cursor: DeliveryCursor = None,
     limit: Limit = 20,
 ) -> DeliveryPage:
     where = DeliveryFilter(subscription_id, status, event_type, event_ref)
@@ -361,7 +370,7 @@ async def replay_delivery(
 
 @post(
     "/v1/webhooks/test",
-    opt=WRITE,
+    opt=IDEMPOTENT_WRITE,
     dto=StrictBody[TestRequest],
     return_dto=None,
     status_code=202,

@@ -36,7 +36,9 @@ WebhookUrl = Annotated[
     Meta(
         min_length=10,
         max_length=2048,
-        pattern=whole(r"[Hh][Tt][Tt][Pp][Ss]?://[^\s]+"),
+        # Printable ASCII: a URL is ASCII (RFC 3986), and `\s` means different characters in
+        # Python and in the ECMA-262 dialect of the OpenAPI document.
+        pattern=whole(r"[Hh][Tt][Tt][Pp][Ss]?://[!-~]+"),
         description="An http(s) URL on the public internet (private and loopback targets are "
         "refused unless the deployment allows them).",
         examples=["https://hooks.example.com/riskgate"],
@@ -56,7 +58,13 @@ ClientName = Annotated[str, Meta(pattern=whole(r"[a-z0-9][a-z0-9._-]{1,62}"))]
 MANAGED_REF_PART = whole(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
 """A Kubernetes namespace or name (RFC 1123), one half of ``managed_ref``."""
 MESSAGE_ID_PATTERN = r"msg_([0-9a-f]{32})"
-ManagedSecretValue = Annotated[str, Meta(pattern=whole(r"whsec_[A-Za-z0-9+/]{32,88}={0,2}"))]
+# Padded base64 (what the decoder takes) of 24 to 66 bytes.
+ManagedSecretValue = Annotated[
+    str,
+    Meta(
+        pattern=whole(r"whsec_(?:[A-Za-z0-9+/]{4}){8,22}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+    ),
+]
 
 _MSG_ID = re.compile(MESSAGE_ID_PATTERN)
 

@@ -82,7 +82,16 @@ def _spec(
     types = sorted(set(event_types))
     if actions and "decision.created" not in types:
         raise InvalidField("actions filter decision.created events only", field="actions")
-    return SubscriptionSpec(url, types, sorted(set(actions)) if actions else None, paused)
+    return SubscriptionSpec(
+        _lowercase_scheme(url), types, sorted(set(actions)) if actions else None, paused
+    )
+
+
+def _lowercase_scheme(url: str) -> str:
+    """``HTTPS://x`` is ``https://x`` (RFC 3986 3.1): stored in the canonical form, which is
+    also the only one the table's CHECK accepts."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.lower() + sep + rest
 
 
 def _host(url: str) -> str:
@@ -205,6 +214,7 @@ class WebhookService:
             sealed,
             actor.audit_name,
             audit,
+            now,
         )
         if won:
             record_idempotency("new")
