@@ -32,7 +32,7 @@ OVERLAYS = sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yam
 RENDERED = (
     "base/riskgate.yaml",
     "components/in-cluster-databases/databases.yaml",
-    "components/monitoring/servicemonitor.yaml",
+    "components/monitoring/monitoring.yaml",
 )
 
 
