@@ -570,14 +570,7 @@ class EmbeddedPostgres(_EmbeddedServer):
             "-q",
             "-v",
             "ON_ERROR_STOP=1",
-            "-h",
-            self.host,
-            "-p",
-            str(self._port),
-            "-U",
-            POSTGRES_SUPERUSER,
-            "-d",
-            database,
+            *self._superuser_over_tcp(database),
             *args,
         ]
         result = subprocess.run(
@@ -594,6 +587,10 @@ class EmbeddedPostgres(_EmbeddedServer):
                 f"psql {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}"
             )
         return result
+
+    def _superuser_over_tcp(self, database: str) -> list[str]:
+        """The connection options of the bundled client tools: the superuser, over TCP."""
+        return ["-h", self.host, "-p", str(self._port), "-U", POSTGRES_SUPERUSER, "-d", database]
 
     # -- lifecycle hooks
     def _prepare(self) -> None:
@@ -692,14 +689,7 @@ class EmbeddedPostgres(_EmbeddedServer):
             [
                 str(self._bin_dir / "pg_isready"),
                 "-q",
-                "-h",
-                self.host,
-                "-p",
-                str(self._port),
-                "-U",
-                POSTGRES_SUPERUSER,
-                "-d",
-                "postgres",
+                *self._superuser_over_tcp("postgres"),
                 "-t",
                 "2",
             ],
