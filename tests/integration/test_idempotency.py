@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
@@ -131,13 +132,19 @@ async def test_a_lease_left_by_a_crashed_request_expires(
 ) -> None:
     """A process that died holding the Redis lease blocks the key only until the lease ends."""
     key, body = new_key(), score_body(new_event_id())
+    lease = f"riskgate:idem:{app.caller.id}:{key}"
     redis = aioredis.from_url(settings.redis_url)
     try:
-        await redis.set(f"riskgate:idem:{app.caller.id}:{key}", "dead-owner", px=400)
+        # Long enough that a slow machine still meets it; then cut short, and waited out.
+        await redis.set(lease, "dead-owner", px=60_000)
         blocked = await post_score(client, key, body)
         assert blocked.status_code == 409
         assert blocked.json()["type"] == PROBLEMS + "idempotency-key-in-flight"
-        await asyncio.sleep(0.5)
+        await redis.pexpire(lease, 100)
+        deadline = time.monotonic() + 10
+        while await redis.exists(lease):
+            assert time.monotonic() < deadline, "the lease never expired"
+            await asyncio.sleep(0.02)
         assert (await post_score(client, key, body)).status_code == 201
     finally:
         await redis.aclose()
