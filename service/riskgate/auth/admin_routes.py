@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 
 from riskgate.auth.repository import ManagedClientView
+from riskgate.auth.routes import NO_STORE
 from riskgate.auth.schemas import (
     ClientCredentials,
     CredentialsRotated,
@@ -35,7 +36,6 @@ from riskgate.wire import whole
 ADMIN = {"scope": ADMIN_SCOPE}
 TAGS = ["clients"]
 ONE = "/v1/admin/clients/{namespace:str}/{name:str}"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_CLIENT_NAME = 63
 """clients.name's limit; ``<namespace>.<name>`` must fit in it."""
 

@@ -284,40 +284,46 @@ class ManagedClients:
         """Create the client or make it match ``spec``; audited, and idempotent: applying the
         same spec again writes nothing. Concurrent applies of one reference create one client
         (the insert is ``ON CONFLICT DO NOTHING``; the loser then updates the winner's row)."""
-        scopes, rate_limit = _spec_scopes(spec), _spec_rate_limit(spec)
-        name = managed_name(managed_ref)
+        wanted = ClientRecord(
+            id=uuid.uuid4(),
+            name=managed_name(managed_ref),
+            secret_hash="",  # set only if it is created
+            scopes=_spec_scopes(spec),
+            active=spec.status == "active",
+            rate_limit=_spec_rate_limit(spec),
+            managed_ref=managed_ref,
+            status=spec.status,
+        )
         issued = None
         async with self._pool.acquire() as conn, conn.transaction():
             current = await repository.lock_managed_client(conn, managed_ref)
             if current is None:
-                secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
-                client = ClientRecord(
-                    id=uuid.uuid4(),
-                    name=name,
-                    secret_hash=await asyncio.to_thread(credentials.hash_secret, secret),
-                    scopes=scopes,
-                    active=spec.status == "active",
-                    rate_limit=rate_limit,
-                    managed_ref=managed_ref,
-                    status=spec.status,
-                )
-                if await repository.create_client(conn, client, _new_api_key(api_key), actor):
-                    issued = IssuedCredentials(name, secret, api_key)
-                else:
-                    current = await repository.lock_managed_client(conn, managed_ref)
-                    if current is None:
-                        raise ClientNameTaken(
-                            f"a client named {name} exists and is not managed from Kubernetes; "
-                            f"rename the ApiClient {managed_ref} or remove that client"
-                        )
-            if current is not None:
-                wanted = replace(current, scopes=scopes, rate_limit=rate_limit, status=spec.status)
+                issued = await self._create(conn, wanted, actor)
+            if issued is None:
+                current = current or await repository.lock_managed_client(conn, managed_ref)
+                if current is None:
+                    raise ClientNameTaken(
+                        f"a client named {wanted.name} exists and is not managed from "
+                        f"Kubernetes; rename the ApiClient {managed_ref} or remove that client"
+                    )
                 changed = _spec_changes(current, wanted)
                 if changed:
                     await repository.update_managed_client(conn, wanted, changed, actor)
             view = await repository.managed_client(conn, managed_ref)
         assert view is not None  # written or locked in this very transaction
         return Applied(view, issued)
+
+    @staticmethod
+    async def _create(
+        conn: repository.Tx, wanted: ClientRecord, actor: str
+    ) -> IssuedCredentials | None:
+        """Insert ``wanted`` with fresh credentials; None when its name is taken."""
+        secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
+        secret_hash = await asyncio.to_thread(credentials.hash_secret, secret)
+        client = replace(wanted, secret_hash=secret_hash)
+        if not await repository.create_client(conn, client, _new_api_key(api_key), actor):
+            return None
+        return IssuedCredentials(wanted.name, secret, api_key)
 
     async def get(self, managed_ref: str) -> ManagedClientView:
         view = await repository.managed_client(self._pool, managed_ref)
