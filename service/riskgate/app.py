@@ -14,6 +14,7 @@ from litestar.types import ASGIApp
 
 from riskgate import __version__
 from riskgate.accounts.routes import account_statement, get_account, open_account
+from riskgate.auth.admin_routes import ROUTES as CLIENT_ADMIN_ROUTES
 from riskgate.auth.routes import issue_token, jwks
 from riskgate.events.routes import get_event, list_events
 from riskgate.health.routes import liveness, metrics, readiness
@@ -46,6 +47,7 @@ ROUTES = [
     readiness,
     metrics,
     *WEBHOOK_ROUTES,
+    *CLIENT_ADMIN_ROUTES,
 ]
 
 

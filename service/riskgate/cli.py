@@ -318,6 +318,7 @@ def clients_ensure(name: str, scopes: str, secret_file: Path, rate_limit: str | 
     """
     from riskgate.auth.scopes import UnknownScope
     from riskgate.auth.service import ClientAdmin, ClientContended
+    from riskgate.errors import ClientManagedExternally
 
     _check_client_options(name, rate_limit)
     secret = _read_secret(secret_file)
@@ -325,7 +326,7 @@ def clients_ensure(name: str, scopes: str, secret_file: Path, rate_limit: str | 
         done = _with_pool(
             lambda pool: ClientAdmin(pool).ensure(name, scopes, secret, rate_limit=rate_limit)
         )
-    except (UnknownScope, ClientContended) as exc:
+    except (UnknownScope, ClientContended, ClientManagedExternally) as exc:
         _fail(str(exc))
     click.echo(f"client_id: {name}")
     if done.created:
@@ -352,11 +353,12 @@ def clients_list() -> None:
 
 
 def _set_active(name: str, active: bool) -> None:
-    from riskgate.auth.service import ClientAdmin, ClientNotFound
+    from riskgate.auth.service import ClientAdmin
+    from riskgate.errors import ClientManagedExternally, ClientNotFound
 
     try:
         changed = _with_pool(lambda pool: ClientAdmin(pool).set_active(name, active))
-    except ClientNotFound as exc:
+    except (ClientNotFound, ClientManagedExternally) as exc:
         _fail(str(exc))
     state = "enabled" if active else "disabled"
     click.echo(f"{name} {state}" if changed else f"{name} was already {state}")
@@ -376,17 +378,43 @@ def clients_enable(name: str) -> None:
     _set_active(name, active=True)
 
 
-@clients.command("rotate")
-@click.argument("name")
-def clients_rotate(name: str) -> None:
-    """New client_secret and API key; the old secret and every old key stop working."""
-    from riskgate.auth.service import ClientAdmin, ClientNotFound
+MAX_OVERLAP_SECONDS = 30 * 86400
+
+
+def _overlap_seconds(text: str) -> float:
+    from riskgate.webhooks.retry import parse_duration
 
     try:
-        issued = _with_pool(lambda pool: ClientAdmin(pool).rotate(name))
-    except ClientNotFound as exc:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        _fail(f"--overlap: {exc}")
+    if seconds > MAX_OVERLAP_SECONDS:
+        _fail("--overlap: at most 30d")
+    return seconds
+
+
+@clients.command("rotate")
+@click.argument("name")
+@click.option(
+    "--overlap",
+    default="0s",
+    show_default=True,
+    help="How long the old secret and API keys keep working beside the new ones, e.g. 24h.",
+)
+def clients_rotate(name: str, overlap: str) -> None:
+    """New client_secret and API key; the old ones stop at once or after --overlap."""
+    from riskgate.auth.service import ClientAdmin
+    from riskgate.errors import ClientManagedExternally, ClientNotFound
+
+    seconds = _overlap_seconds(overlap)
+    try:
+        rotated = _with_pool(lambda pool: ClientAdmin(pool).rotate(name, overlap_seconds=seconds))
+    except (ClientNotFound, ClientManagedExternally) as exc:
         _fail(str(exc))
-    _show_credentials(issued)
+    _show_credentials(rotated.credentials)
+    if rotated.previous_expire_at is not None:
+        until = rotated.previous_expire_at.isoformat(timespec="seconds")
+        click.echo(f"The previous secret and API keys work until {until}.", err=True)
 
 
 @main.group()

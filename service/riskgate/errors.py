@@ -258,6 +258,28 @@ class OAuthUnsupportedGrantType(OAuthError):
     title = "Only the client_credentials grant is supported"
 
 
+# --- clients ----------------------------------------------------------------------------------
+
+
+class ClientNotFound(NotFound):
+    slug = "client-not-found"
+    title = "No such client"
+
+
+class ClientManagedExternally(Conflict):
+    """An ApiClient resource owns this client: change the resource instead."""
+
+    slug = "client-managed-externally"
+    title = "This client is managed from Kubernetes and is read-only here"
+
+
+class ClientNameTaken(Conflict):
+    """The name a managed reference derives is held by a client made some other way."""
+
+    slug = "client-name-taken"
+    title = "A client not managed from Kubernetes already has this name"
+
+
 # --- webhooks ---------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ import click
 from riskgate import db
 from riskgate.accounts.repository import open_demo_account
 from riskgate.auth.repository import client_by_name
-from riskgate.auth.scopes import SCOPES
+from riskgate.auth.scopes import ADMIN_SCOPE, SCOPES
 from riskgate.auth.service import ClientAdmin, ClientExists
 from riskgate.auth.signing import generate_private_key_pem
 from riskgate.migrate import Migration, migrate
@@ -68,7 +68,10 @@ def _webhook_worker() -> Iterator[None]:
 
 
 async def _ensure_demo_data(owner_url: str) -> str | None:
-    """demo-app with every scope, and its account 1 with 100,000.00 GBP.
+    """demo-app with every scope but the client admin API's, and its account 1 with 100,000.00 GBP.
+
+    The admin scope lets a client mint others; a demo credential printed on the console should
+    not carry it (``riskgate clients create --scopes clients:admin`` makes one to try the API).
 
     Returns the demo client's API key the first time (it is shown once), else None.
     """
@@ -79,7 +82,7 @@ async def _ensure_demo_data(owner_url: str) -> str | None:
     try:
         try:
             issued = await ClientAdmin(pool, actor="operator:dev").create(
-                DEMO_CLIENT, " ".join(SCOPES), secret=DEMO_SECRET
+                DEMO_CLIENT, " ".join(s for s in SCOPES if s != ADMIN_SCOPE), secret=DEMO_SECRET
             )
         except ClientExists:
             return None
@@ -113,7 +116,8 @@ riskgate dev is up
   API        {base}   (OpenAPI UI: {base}/schema, spec: {base}/schema/openapi.json)
   metrics    {base}/metrics
   data       {data_dir}  (PostgreSQL, Redis, signing key; delete it to start from scratch)
-  client     {DEMO_CLIENT} / {DEMO_SECRET}, every scope; account 1 holds 100,000.00 GBP
+  client     {DEMO_CLIENT} / {DEMO_SECRET}, every scope but clients:admin
+  account    1, holding 100,000.00 GBP
 {key_line}
 Get a token, then score an event:
   TOKEN=$(curl -sS -X POST {base}/oauth2/token \\

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from riskgate.db import Connection, Pool, load_queries
 
 _Q = load_queries(__package__ or "riskgate.auth")
+Tx: TypeAlias = "Connection | PoolConnectionProxy[asyncpg.Record]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +24,26 @@ class ClientRecord:
     scopes: frozenset[str]
     active: bool
     rate_limit: str | None
+    managed_ref: str | None = None
+    """``<namespace>/<name>`` of the ApiClient resource that owns it; None for CLI-made clients."""
+    previous_secret_hash: str | None = None
+    """The secret a rotation replaced, while its overlap lasts (only from ``client_by_name``)."""
+    status: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedClientView:
+    """What the admin API shows of a managed client: never a secret or a whole key."""
+
+    name: str
+    managed_ref: str
+    scopes: list[str]
+    status: str
+    rate_limit: str | None
+    created_at: datetime
+    updated_at: datetime
+    previous_credentials_expire_at: datetime | None
+    active_key_prefixes: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +73,14 @@ def _record(row: asyncpg.Record | None) -> ClientRecord | None:
         scopes=frozenset(row["scopes"]),
         active=row["status"] == "active",
         rate_limit=row["rate_limit"],
+        managed_ref=row["managed_ref"],
+        previous_secret_hash=row["previous_secret_hash"],
+        status=row["status"],
     )
 
 
 async def create_client(
-    db: Pool | Connection,
+    db: Pool | Tx,
     client: ClientRecord,
     key: NewApiKey | None,
     actor: str,
@@ -71,6 +97,8 @@ async def create_client(
         key.hash if key else None,
         key.prefix if key else None,
         actor,
+        client.managed_ref,
+        client.status,
     )
     return created
 
@@ -83,8 +111,12 @@ async def client_by_id(db: Pool | Connection, client_ref: UUID) -> ClientRecord 
     return _record(await db.fetchrow(_Q["client_by_id"], client_ref))
 
 
-async def client_by_api_key(db: Pool | Connection, key_hash: bytes) -> ClientRecord | None:
-    return _record(await db.fetchrow(_Q["client_by_api_key"], key_hash))
+async def client_by_api_key(
+    db: Pool | Connection, key_hash: bytes
+) -> tuple[ClientRecord | None, float | None]:
+    """The key's client, and the seconds the key has left if a rotation retired it."""
+    row = await db.fetchrow(_Q["client_by_api_key"], key_hash)
+    return _record(row), row["key_seconds_left"] if row else None
 
 
 async def list_clients(db: Pool | Connection) -> list[ClientListing]:
@@ -101,12 +133,25 @@ async def set_status(
 
 
 async def rotate_credentials(
-    db: Pool | Connection, name: str, secret_hash: str, key: NewApiKey, actor: str
-) -> bool:
-    rotated: bool = await db.fetchval(
-        _Q["rotate_credentials"], name, secret_hash, key.id, key.hash, key.prefix, actor
+    db: Pool | Connection,
+    name: str,
+    secret_hash: str,
+    key: NewApiKey,
+    actor: str,
+    overlap_seconds: float,
+) -> datetime | None:
+    """When the replaced secret and keys stop working; None when there is no such client."""
+    ends: datetime | None = await db.fetchval(
+        _Q["rotate_credentials"],
+        name,
+        secret_hash,
+        key.id,
+        key.hash,
+        key.prefix,
+        actor,
+        overlap_seconds,
     )
-    return rotated
+    return ends
 
 
 async def update_client(
@@ -131,3 +176,36 @@ async def update_client(
         changed,
     )
     return updated
+
+
+async def lock_managed_client(conn: Tx, managed_ref: str) -> ClientRecord | None:
+    """The managed client, locked until the caller's transaction ends."""
+    return _record(await conn.fetchrow(_Q["lock_managed_client"], managed_ref))
+
+
+async def update_managed_client(
+    conn: Tx, wanted: ClientRecord, changed: list[str], actor: str
+) -> None:
+    """Write scopes, rate limit and status of a client the caller holds locked, audited."""
+    await conn.execute(
+        _Q["update_managed_client"],
+        wanted.managed_ref,
+        sorted(wanted.scopes),
+        wanted.rate_limit,
+        wanted.status,
+        actor,
+        changed,
+    )
+
+
+async def managed_client(db: Pool | Tx, managed_ref: str) -> ManagedClientView | None:
+    row = await db.fetchrow(_Q["managed_client"], managed_ref)
+    return ManagedClientView(**dict(row)) if row else None
+
+
+async def delete_managed_client(
+    db: Pool | Connection, managed_ref: str, name: str, actor: str
+) -> bool:
+    """Tombstone the client (no credential works any more); False when there is none."""
+    deleted: bool = await db.fetchval(_Q["delete_managed_client"], managed_ref, name, actor)
+    return deleted

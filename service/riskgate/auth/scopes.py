@@ -13,7 +13,10 @@ SCOPES: Final = (
     "webhooks:read",
     "webhooks:write",
     "subscriptions:sync",
+    "clients:admin",
 )
+ADMIN_SCOPE: Final = "clients:admin"
+"""The client admin API's (/v1/admin/clients): only the operator's own client should hold it."""
 _KNOWN: Final = frozenset(SCOPES)
 
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from riskgate.auth import credentials, repository
-from riskgate.auth.repository import ClientListing, ClientRecord, NewApiKey
-from riskgate.auth.scopes import format_scopes, parse_scopes
+from riskgate.auth.repository import ClientListing, ClientRecord, ManagedClientView, NewApiKey
+from riskgate.auth.schemas import ManagedClientSpec
+from riskgate.auth.scopes import ADMIN_SCOPE, SCOPES, format_scopes, parse_scopes
 from riskgate.auth.signing import InvalidToken, SigningKeys
 from riskgate.db import Pool
 from riskgate.errors import (
+    ClientManagedExternally,
+    ClientNameTaken,
+    ClientNotFound,
+    InvalidField,
     OAuthBusy,
     OAuthInvalidClient,
     OAuthInvalidScope,
@@ -22,6 +29,9 @@ from riskgate.errors import (
 )
 from riskgate.observability.metrics import record_rate_limited
 from riskgate.ratelimit.failed_attempts import FailedAttemptLimits
+from riskgate.ratelimit.limiter import RateLimitPolicy
+
+__all__ = ["ClientNotFound"]  # raised here; the CLI catches it from this module
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -51,6 +61,30 @@ class IssuedCredentials:
     api_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    credentials: IssuedCredentials
+    previous_expire_at: datetime | None
+    """When the replaced secret and API keys stop working; None: they already have."""
+
+
+def managed_name(managed_ref: str) -> str:
+    """The client name of ApiClient ``<namespace>/<name>``: ``<namespace>.<name>``.
+
+    Namespaces are DNS labels (no dots), so the first dot tells the two apart again and two
+    resources never derive the same name.
+    """
+    namespace, _, name = managed_ref.partition("/")
+    return f"{namespace}.{name}"
+
+
+def _managed_elsewhere(client: ClientRecord) -> ClientManagedExternally:
+    return ClientManagedExternally(
+        f"client {client.name} is managed by the Kubernetes ApiClient {client.managed_ref}; "
+        "change that resource instead"
+    )
+
+
 def _new_api_key(key: str) -> NewApiKey:
     return NewApiKey(
         id=uuid.uuid4(), hash=credentials.api_key_hash(key), prefix=credentials.api_key_prefix(key)
@@ -69,10 +103,6 @@ def _new_client(name: str, scopes: str, secret: str, rate_limit: str | None) -> 
 
 
 class ClientExists(Exception):
-    pass
-
-
-class ClientNotFound(Exception):
     pass
 
 
@@ -142,6 +172,8 @@ class ClientAdmin:
             current = await repository.client_by_name(self._pool, name)
             if current is None:
                 continue
+            if current.managed_ref is not None:
+                raise _managed_elsewhere(current)
             changed = _differences(current, wanted, secret)
             if not changed:
                 return Ensured(created=False, changed=(), active=current.active)
@@ -156,8 +188,9 @@ class ClientAdmin:
     async def list(self) -> list[ClientListing]:
         return await repository.list_clients(self._pool)
 
-    async def set_active(self, name: str, active: bool) -> bool:
+    async def set_active(self, name: str, active: bool, *, managed_ref: str | None = None) -> bool:
         """Enable or disable; returns whether anything changed."""
+        await self._owned(name, managed_ref)
         changed, found = await repository.set_status(
             self._pool, name, "active" if active else "disabled", self._actor
         )
@@ -165,15 +198,150 @@ class ClientAdmin:
             raise ClientNotFound(f"no client named {name!r}")
         return changed
 
-    async def rotate(self, name: str) -> IssuedCredentials:
-        """New secret and API key; the old ones stop working immediately."""
+    async def rotate(
+        self, name: str, *, overlap_seconds: float = 0, managed_ref: str | None = None
+    ) -> Rotated:
+        """New secret and API key. The current ones keep working for ``overlap_seconds`` (0:
+        they stop at once); those an earlier rotation left in their overlap stop now.
+
+        ``managed_ref`` is the ApiClient the caller acts for (the admin API); without it, a
+        client managed from Kubernetes is refused.
+        """
+        await self._owned(name, managed_ref)
         secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
-        rotated = await repository.rotate_credentials(
-            self._pool, name, credentials.hash_secret(secret), _new_api_key(api_key), self._actor
+        secret_hash = await asyncio.to_thread(credentials.hash_secret, secret)
+        ends = await repository.rotate_credentials(
+            self._pool, name, secret_hash, _new_api_key(api_key), self._actor, overlap_seconds
         )
-        if not rotated:
+        if ends is None:
             raise ClientNotFound(f"no client named {name!r}")
-        return IssuedCredentials(client_id=name, client_secret=secret, api_key=api_key)
+        issued = IssuedCredentials(client_id=name, client_secret=secret, api_key=api_key)
+        return Rotated(issued, ends if overlap_seconds > 0 else None)
+
+    async def _owned(self, name: str, managed_ref: str | None) -> None:
+        """Refuse a change from the CLI to a managed client (409), or from the admin API to a
+        client it does not manage (404). A client's ``managed_ref`` never changes, so reading
+        it before the write cannot race."""
+        client = await repository.client_by_name(self._pool, name)
+        if client is None or client.status == "deleted":
+            raise ClientNotFound(f"no client named {name!r}")
+        if client.managed_ref == managed_ref:
+            return
+        if managed_ref is None:
+            raise _managed_elsewhere(client)
+        raise ClientNotFound(f"no client managed by {managed_ref}")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What ``ManagedClients.apply`` did: ``credentials`` only when it created the client."""
+
+    view: ManagedClientView
+    credentials: IssuedCredentials | None
+
+
+def _spec_scopes(spec: ManagedClientSpec) -> frozenset[str]:
+    for index, scope in enumerate(spec.scopes):
+        if scope == ADMIN_SCOPE:
+            # Clients declared in Git must never be able to mint clients in turn.
+            raise InvalidField(f"{ADMIN_SCOPE} cannot be granted here", field=f"scopes[{index}]")
+        if scope not in SCOPES:
+            raise InvalidField(f"unknown scope {scope!r}", field=f"scopes[{index}]")
+    return frozenset(spec.scopes)
+
+
+_MAX_RATE_LIMIT_TEXT = 32
+
+
+def _spec_rate_limit(spec: ManagedClientSpec) -> str | None:
+    if spec.rate_limit is None:
+        return None
+    if len(spec.rate_limit) > _MAX_RATE_LIMIT_TEXT:
+        raise InvalidField("not a rate limit such as 100/60s", field="rate_limit")
+    try:
+        RateLimitPolicy.parse(spec.rate_limit)
+    except ValueError as exc:
+        raise InvalidField(str(exc), field="rate_limit") from None
+    return spec.rate_limit
+
+
+def _spec_changes(current: ClientRecord, wanted: ClientRecord) -> list[str]:
+    differs = {
+        "scopes": current.scopes != wanted.scopes,
+        "rate_limit": current.rate_limit != wanted.rate_limit,
+        "status": current.status != wanted.status,
+    }
+    return [field for field, different in differs.items() if different]
+
+
+class ManagedClients:
+    """Clients owned by ApiClient resources (``<namespace>/<name>``): the admin API's side."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def apply(self, managed_ref: str, spec: ManagedClientSpec, actor: str) -> Applied:
+        """Create the client or make it match ``spec``; audited, and idempotent: applying the
+        same spec again writes nothing. Concurrent applies of one reference create one client
+        (the insert is ``ON CONFLICT DO NOTHING``; the loser then updates the winner's row)."""
+        wanted = ClientRecord(
+            id=uuid.uuid4(),
+            name=managed_name(managed_ref),
+            secret_hash="",  # set only if it is created
+            scopes=_spec_scopes(spec),
+            active=spec.status == "active",
+            rate_limit=_spec_rate_limit(spec),
+            managed_ref=managed_ref,
+            status=spec.status,
+        )
+        issued = None
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await repository.lock_managed_client(conn, managed_ref)
+            if current is None:
+                issued = await self._create(conn, wanted, actor)
+            if issued is None:
+                current = current or await repository.lock_managed_client(conn, managed_ref)
+                if current is None:
+                    raise ClientNameTaken(
+                        f"a client named {wanted.name} exists and is not managed from "
+                        f"Kubernetes; rename the ApiClient {managed_ref} or remove that client"
+                    )
+                changed = _spec_changes(current, wanted)
+                if changed:
+                    await repository.update_managed_client(conn, wanted, changed, actor)
+            view = await repository.managed_client(conn, managed_ref)
+        assert view is not None  # written or locked in this very transaction
+        return Applied(view, issued)
+
+    @staticmethod
+    async def _create(
+        conn: repository.Tx, wanted: ClientRecord, actor: str
+    ) -> IssuedCredentials | None:
+        """Insert ``wanted`` with fresh credentials; None when its name is taken."""
+        secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
+        secret_hash = await asyncio.to_thread(credentials.hash_secret, secret)
+        client = replace(wanted, secret_hash=secret_hash)
+        if not await repository.create_client(conn, client, _new_api_key(api_key), actor):
+            return None
+        return IssuedCredentials(wanted.name, secret, api_key)
+
+    async def get(self, managed_ref: str) -> ManagedClientView:
+        view = await repository.managed_client(self._pool, managed_ref)
+        if view is None:
+            raise ClientNotFound(f"no client managed by {managed_ref}")
+        return view
+
+    async def delete(self, managed_ref: str, actor: str) -> None:
+        """Its secret and API keys stop working; the name and the reference become free."""
+        name = managed_name(managed_ref)
+        if not await repository.delete_managed_client(self._pool, managed_ref, name, actor):
+            raise ClientNotFound(f"no client managed by {managed_ref}")
+
+    async def rotate(self, managed_ref: str, overlap_seconds: float, actor: str) -> Rotated:
+        admin = ClientAdmin(self._pool, actor)
+        return await admin.rotate(
+            managed_name(managed_ref), overlap_seconds=overlap_seconds, managed_ref=managed_ref
+        )
 
 
 class TokenIssuer:
@@ -226,14 +394,19 @@ class TokenIssuer:
     async def _authenticate(self, client_name: str, secret: str, *, basic: bool) -> ClientRecord:
         client = await repository.client_by_name(self._pool, client_name)
         # Hash even for unknown clients, so response time does not reveal which names exist.
-        stored_hash = client.secret_hash if client else _DUMMY_HASH
-        try:
-            verified = await self._verifier.verify(secret, stored_hash)
-        except credentials.VerifierBusy:
-            raise OAuthBusy("too many token requests at once; retry shortly") from None
+        verified = await self._verify(secret, client.secret_hash if client else _DUMMY_HASH)
+        if not verified and client is not None and client.previous_secret_hash is not None:
+            # During a rotation's overlap (the query returns it only until then).
+            verified = await self._verify(secret, client.previous_secret_hash)
         if not verified or client is None or not client.active:
             raise OAuthInvalidClient("client authentication failed", basic_challenge=basic)
         return client
+
+    async def _verify(self, secret: str, stored_hash: str) -> bool:
+        try:
+            return await self._verifier.verify(secret, stored_hash)
+        except credentials.VerifierBusy:
+            raise OAuthBusy("too many token requests at once; retry shortly") from None
 
     def close(self) -> None:
         self._verifier.close()
@@ -267,10 +440,12 @@ class _TtlCache(Generic[K, V]):
             return False, None
         return True, entry[1]
 
-    def put(self, key: K, value: V) -> None:
-        if self._ttl <= 0:
+    def put(self, key: K, value: V, ttl: float | None = None) -> None:
+        """``ttl`` shortens this entry's life (never lengthens it past the cache's)."""
+        ttl = self._ttl if ttl is None else min(ttl, self._ttl)
+        if ttl <= 0:
             return
-        self._entries[key] = (time.monotonic() + self._ttl, value)
+        self._entries[key] = (time.monotonic() + ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
@@ -301,8 +476,9 @@ class Authenticator:
         digest = credentials.api_key_hash(key)
         hit, client = self._by_key.get(digest)
         if not hit:
-            client = await repository.client_by_api_key(self._pool, digest)
-            self._by_key.put(digest, client)
+            client, seconds_left = await repository.client_by_api_key(self._pool, digest)
+            # A key a rotation retired is cached no longer than it has left: it stops on time.
+            self._by_key.put(digest, client, seconds_left)
         if client is None or not client.active:
             raise Unauthenticated("the API key is not valid", error="invalid_token")
         return Caller(client.id, client.name, client.scopes, client.rate_limit)
