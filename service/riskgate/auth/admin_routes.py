@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
 from riskgate.auth.repository import ManagedClientView
@@ -95,7 +96,10 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     "limit and status. 201 with the `client_secret` and `api_key`, shown this once, when it "
     "creates the client; 200 without them when it updates one (the same spec again changes "
     "nothing). 409 when a client made another way already has the name `namespace.name`.",
-    responses=problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    responses={
+        **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        201: ResponseSpec(ManagedClientApplied, description="Created, with its credentials"),
+    },
 )
 async def apply_managed_client(
     request: Request[Any, Any, Any],

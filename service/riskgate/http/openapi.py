@@ -43,7 +43,7 @@ from litestar.params import FromPath, ParameterKwarg
 from litestar.response import File
 from litestar.routes import HTTPRoute
 
-from riskgate.auth.scopes import SCOPES
+from riskgate.auth.scopes import ADMIN_SCOPE, SCOPES
 from riskgate.errors import NotFound
 from riskgate.http.problems import OAuthProblem, Problem, problem_slugs
 from riskgate.money import CURRENCIES, exponent
@@ -72,6 +72,8 @@ SCOPE_DESCRIPTIONS: Final = {
     "webhooks:read": "Read webhook subscriptions and deliveries",
     "webhooks:write": "Manage webhook subscriptions, replay and test deliveries",
     "subscriptions:sync": "Sync Kubernetes-managed subscriptions (the operator's scope)",
+    "clients:admin": "Manage Kubernetes-managed API clients (the operator's scope; never granted "
+    "through the admin API itself)",
 }
 
 TAGS: Final = [
@@ -84,8 +86,15 @@ TAGS: Final = [
         "name": "webhooks",
         "description": "Signed event delivery: subscriptions, the delivery log, replays, tests.",
     },
+    {
+        "name": "clients",
+        "description": "The admin API for API clients declared as Kubernetes resources.",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
+
+RATE_LIMIT_PATTERN: Final = "^[1-9][0-9]{0,8}/([1-9][0-9]{0,5})?[smhd]$"
+"""The rate-limit policies the admin API takes, e.g. ``100/60s`` (a subset of what it parses)."""
 
 IDEMPOTENCY_KEY_PATTERN: Final = "^[\\x21-\\x7e]{1,255}$"
 
@@ -303,6 +312,14 @@ def _refine(components: dict[str, Any]) -> dict[str, Any]:
     for name in ("SubscriptionCreate", "SubscriptionUpdate", "ManagedSubscriptionSync"):
         if name in components:
             components[name]["anyOf"] = _ACTIONS_NEED_DECISIONS
+    if "ManagedClientSpec" in components:
+        client = components["ManagedClientSpec"]["properties"]
+        # Any scope but the admin API's own, which a declared client can never be granted.
+        grantable = [scope for scope in SCOPES if scope != ADMIN_SCOPE]
+        client["scopes"]["items"] = {"type": "string", "enum": grantable}
+        client["rate_limit"] = {
+            "anyOf": [{"type": "string", "pattern": RATE_LIMIT_PATTERN}, {"type": "null"}]
+        }
     if "TestRequest" in components:
         test = components["TestRequest"]
         url = components["SubscriptionCreate"]["properties"]["url"]
@@ -560,6 +577,8 @@ REQUEST_EXAMPLES: Final[dict[str, Any]] = {
         "secrets": [{"value": "whsec_" + "A" * 43 + "="}],
     },
     "TestRequest": {"url": "https://hooks.example.com/riskgate"},
+    "ManagedClientSpec": {"scopes": ["score:write", "events:read"], "rate_limit": "100/60s"},
+    "RotateCredentials": {"overlap_seconds": 86400},
 }
 """One request body per body struct; the tests decode each with the server's own decoder."""
 
