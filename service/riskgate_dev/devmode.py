@@ -146,8 +146,9 @@ class WorkerSupervisor:
     """``riskgate worker`` beside the API, restarted when it dies.
 
     A worker that keeps dying (more than WORKER_RESTARTS times in WORKER_RESTART_WINDOW) is
-    not restarted again: the supervisor says so and stops ``riskgate dev`` (SIGTERM to itself,
-    which uvicorn turns into a clean shutdown), which then exits non-zero.
+    not restarted again: the supervisor says so and stops ``riskgate dev`` (SIGINT to itself,
+    as Ctrl-C would: uvicorn shuts down cleanly, then re-raises it as KeyboardInterrupt), which
+    then exits non-zero.
     """
 
     def __init__(self) -> None:
@@ -175,7 +176,7 @@ class WorkerSupervisor:
                     f"{WORKER_RESTART_WINDOW:.0f} s (last exit code {code}); stopping riskgate dev"
                 )
                 click.secho(f"riskgate dev: {self.gave_up}", fg="red", err=True)
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)
                 return
             click.secho(
                 f"riskgate dev: the webhook worker exited with code {code}; restarting it "
@@ -389,6 +390,10 @@ def _run_stack(
         click.echo(_banner(f"http://{host}:{port}", data_dir, api_key, env))
         click.echo(f"  webhook worker   http://{host}:{port + 1}/v1/health/ready (and /metrics)\n")
         with _webhook_worker() as worker:
-            serve(settings)
+            try:
+                serve(settings)
+            except KeyboardInterrupt:
+                if not worker.gave_up:
+                    raise
         if worker.gave_up:
             raise DevError(worker.gave_up)

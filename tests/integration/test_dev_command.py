@@ -130,6 +130,8 @@ def test_dev_env_and_credentials_reach_the_running_stack(
     assert printed.returncode == 0, printed.stderr
     env = _exported(printed.stdout)
     assert env["RISKGATE_DATABASE_URL"] in log.read_text()  # the banner shows them too
+    if os.geteuid() == 0:  # postgres refuses root: what dev did to the machine is said
+        assert "riskgate dev: chown -R" in log.read_text()
     listed = _riskgate("clients", "list", "--json", env=env)
     assert [c["name"] for c in json.loads(listed.stdout)] == ["demo-app"], listed.stderr
     assert _riskgate("rules", "list", env=env).stdout.startswith("v0_rules\tactive")
@@ -179,3 +181,24 @@ def test_dev_restarts_a_worker_that_dies(
         time.sleep(0.1)
     _wait_until_ready(worker_base, process, log)
     assert process.poll() is None
+
+
+def test_dev_stops_non_zero_when_the_worker_keeps_dying(
+    dev_stack: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    base, log, process = dev_stack
+    worker_port = int(base.rsplit(":", 1)[1]) + 1
+    _wait_until_ready(f"http://127.0.0.1:{worker_port}", process, log)
+    [worker] = [p for p in psutil.Process(process.pid).children() if p.cmdline()[-1:] == ["worker"]]
+    servers = [p for p in psutil.Process(process.pid).children() if p.pid != worker.pid]
+    with socket.socket() as squatter:  # every restarted worker now fails to bind its port
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        worker.kill()
+        worker.wait(timeout=10)
+        squatter.bind(("127.0.0.1", worker_port))
+        squatter.listen()
+        assert process.wait(timeout=90) == 1
+    assert "the webhook worker exited 4 times in 60 s" in log.read_text()
+    assert "stopping riskgate dev" in log.read_text()
+    _, alive = psutil.wait_procs(servers, timeout=15)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
