@@ -121,11 +121,16 @@ def _exported(lines: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
-def test_dev_env_and_credentials_reach_the_running_stack(
+def test_dev_env_and_credentials_reach_the_running_stack_which_owns_its_data_dir(
     dev_stack: tuple[str, Path, subprocess.Popen[str]],
 ) -> None:
-    base, log, _ = dev_stack
+    base, log, process = dev_stack
     data = log.parent / "data"
+    second = _riskgate("dev", "--port", str(free_port()), "--data-dir", str(data))
+    assert second.returncode != 0
+    assert f"another riskgate dev (pid {process.pid}) uses {data}" in second.stderr
+    assert "starting PostgreSQL" not in second.stdout
+
     printed = _riskgate("dev", "env", "--data-dir", str(data))
     assert printed.returncode == 0, printed.stderr
     env = _exported(printed.stdout)
@@ -142,17 +147,6 @@ def test_dev_env_and_credentials_reach_the_running_stack(
     assert api_key, again
     events = httpx.get(f"{base}/v1/events", headers={"X-API-Key": api_key[1]})
     assert events.status_code == 200, events.text
-
-
-def test_a_second_dev_on_the_same_data_dir_is_refused_before_starting_anything(
-    dev_stack: tuple[str, Path, subprocess.Popen[str]],
-) -> None:
-    _, log, process = dev_stack
-    data = log.parent / "data"
-    second = _riskgate("dev", "--port", str(free_port()), "--data-dir", str(data))
-    assert second.returncode != 0
-    assert f"another riskgate dev (pid {process.pid}) uses {data}" in second.stderr
-    assert "starting PostgreSQL" not in second.stdout
 
 
 def test_dev_refuses_a_port_in_use_before_starting_anything(tmp_path: Path) -> None:
