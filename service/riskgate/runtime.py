@@ -125,6 +125,7 @@ def load_signing_keys(settings: Settings) -> SigningKeys:
         Path(previous) if previous else None,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        variables=("RISKGATE_JWT_SIGNING_KEY_FILE", "RISKGATE_JWT_PREVIOUS_KEY_FILE"),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 import msgspec
 from msgspec import Meta
@@ -26,9 +26,17 @@ class SettingsError(Exception):
 
 
 class _FromEnv(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    _required: ClassVar[dict[str, str]] = {}
+    """Fields that have an empty default yet must be set, with why (checked with the others,
+    so one run reports every missing variable)."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
-        """Build settings from ``RISKGATE_*`` variables, with keyword overrides winning."""
+        """Build settings from ``RISKGATE_*`` variables, with keyword overrides winning.
+
+        Every missing or malformed variable is reported in one :class:`SettingsError`, so a
+        deployment is fixed in one round rather than one variable per restart.
+        """
         env = os.environ if environ is None else environ
         raw: dict[str, object] = {
             name[len(ENV_PREFIX) :].lower(): value
@@ -37,10 +45,42 @@ class _FromEnv(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             and name[len(ENV_PREFIX) :].lower() in cls.__struct_fields__
         }
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return msgspec.convert(raw, cls, strict=False)
-        except msgspec.ValidationError as exc:
-            raise SettingsError(_explain(str(exc))) from None
+        problems = cls._field_problems(raw)
+        if not problems:
+            try:
+                return msgspec.convert(raw, cls, strict=False)
+            except msgspec.ValidationError as exc:
+                problems = [_explain(str(exc))]
+        raise SettingsError(_summary(problems))
+
+    @classmethod
+    def _field_problems(cls, raw: Mapping[str, object]) -> list[str]:
+        """Each field on its own: missing, required-but-empty, or not of its type."""
+        problems = []
+        for field in msgspec.structs.fields(cls):
+            variable = f"{ENV_PREFIX}{field.name.upper()}"
+            if field.name not in raw or raw[field.name] == "":
+                if field.required:
+                    problems.append(f"{variable} is required")
+                elif field.name in cls._required:
+                    problems.append(f"{variable} is required: {cls._required[field.name]}")
+                continue
+            try:
+                msgspec.convert(raw[field.name], field.type, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.append(f"{variable}: {exc}")
+        return problems
+
+    def __post_init__(self) -> None:
+        for name, why in self._required.items():
+            if not getattr(self, name):
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} is required: {why}")
+
+
+def _summary(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} settings need fixing:\n" + "\n".join(f"  {p}" for p in problems)
 
 
 class DatabaseSettings(_FromEnv, frozen=True, kw_only=True):
@@ -65,22 +105,22 @@ class DatabaseSettings(_FromEnv, frozen=True, kw_only=True):
 class MigrationSettings(_FromEnv, frozen=True, kw_only=True):
     """What ``riskgate migrate`` reads: the schema owner's URL, and nothing else."""
 
+    # Never fall back to RISKGATE_DATABASE_URL: that is the app's login, which must not be
+    # able to create or alter anything.
+    _required: ClassVar[dict[str, str]] = {
+        "migration_database_url": "migrations run as the schema owner, never as the app's "
+        "login (RISKGATE_DATABASE_URL)"
+    }
+
     migration_database_url: str = ""
     """PostgreSQL DSN of the schema owner, e.g. ``postgresql://riskgate_owner@db:5432/riskgate``:
     the role that creates and alters the tables. Only ``riskgate migrate`` uses it."""
 
-    def __post_init__(self) -> None:
-        if not self.migration_database_url:
-            # Never fall back to RISKGATE_DATABASE_URL: that is the app's login, which must not
-            # be able to create or alter anything.
-            raise ValueError(
-                "RISKGATE_MIGRATION_DATABASE_URL is required: migrations run as the schema "
-                "owner, never as the app's login (RISKGATE_DATABASE_URL)"
-            )
-
 
 class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """Everything the API and the worker read."""
+
+    _required: ClassVar[dict[str, str]] = {"jwt_signing_key_file": "the key that signs tokens"}
 
     redis_url: str
     """Redis URL, e.g. ``redis://redis:6379/0``. Redis holds locks and counters, never data."""
@@ -225,10 +265,9 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """How often a process re-reads rule versions (activation and shadow changes)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.db_allow_privileged_login and not self.is_dev:
             raise ValueError("RISKGATE_DB_ALLOW_PRIVILEGED_LOGIN is allowed in dev mode only")
-        if not self.jwt_signing_key_file:
-            raise ValueError("RISKGATE_JWT_SIGNING_KEY_FILE is required: the key that signs tokens")
         from riskgate.ratelimit.limiter import RateLimitPolicy
 
         for name in ("rate_limit", "failed_auth_per_client", "failed_auth_per_address"):

@@ -151,7 +151,8 @@ def _ensure_system_user(name: str) -> _RunAs:
         return _RunAs(name)
     except KeyError:
         pass
-    logger.info("creating system user %s to run postgres (refuses to run as root)", name)
+    # A change to the machine outside the data directory: always said, never done silently.
+    logger.warning("creating system user %s to run postgres (it refuses to run as root)", name)
     result = subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
         capture_output=True,
@@ -203,6 +204,7 @@ def _ensure_traversable(path: Path, who: _RunAs) -> None:
 
 def _chown_tree(root: Path, who: _RunAs) -> None:
     """Give a whole directory tree to ``who`` (data dirs created or initialised by root)."""
+    logger.warning("chown -R %s:%s %s (postgres runs as %s)", who.uid, who.gid, root, who.name)
     os.chown(root, who.uid, who.gid)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in (*dirnames, *filenames):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,3 +105,94 @@ def test_dev_serves_the_readme_flow_and_stops_cleanly(
     assert process.wait(timeout=30) == 0
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"
+
+
+def _riskgate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "riskgate", *args],
+        env={**clean, "NO_COLOR": "1", **(env or {})},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _exported(lines: str) -> dict[str, str]:
+    pairs = [shlex.split(line.removeprefix("export "))[0] for line in lines.splitlines()]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_dev_env_and_credentials_reach_the_running_stack_which_owns_its_data_dir(
+    dev_stack: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    base, log, process = dev_stack
+    data = log.parent / "data"
+    second = _riskgate("dev", "--port", str(free_port()), "--data-dir", str(data))
+    assert second.returncode != 0
+    assert f"another riskgate dev (pid {process.pid}) uses {data}" in second.stderr
+    assert "starting PostgreSQL" not in second.stdout
+
+    printed = _riskgate("dev", "env", "--data-dir", str(data))
+    assert printed.returncode == 0, printed.stderr
+    env = _exported(printed.stdout)
+    assert env["RISKGATE_DATABASE_URL"] in log.read_text()  # the banner shows them too
+    if os.geteuid() == 0:  # postgres refuses root: what dev did to the machine is said
+        assert "riskgate dev: chown -R" in log.read_text()
+    listed = _riskgate("clients", "list", "--json", env=env)
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["demo-app"], listed.stderr
+    assert _riskgate("rules", "list", env=env).stdout.startswith("v0_rules\tactive")
+
+    again = _riskgate("dev", "credentials", "--data-dir", str(data)).stdout
+    assert "client_secret: demo-secret" in again
+    api_key = re.search(r"^api_key:\s+(\S+)$", again, re.M)
+    assert api_key, again
+    events = httpx.get(f"{base}/v1/events", headers={"X-API-Key": api_key[1]})
+    assert events.status_code == 200, events.text
+
+
+def test_dev_refuses_a_port_in_use_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = _riskgate("dev", "--port", str(port), "--data-dir", str(tmp_path / "data"))
+    assert run.returncode != 0
+    assert f"port {port} is in use" in run.stderr
+    assert not (tmp_path / "data" / "postgres").exists()
+
+
+def test_dev_restarts_a_worker_that_dies(
+    dev_stack: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    base, log, process = dev_stack
+    worker_base = f"http://127.0.0.1:{int(base.rsplit(':', 1)[1]) + 1}"
+    _wait_until_ready(worker_base, process, log)
+    [worker] = [p for p in psutil.Process(process.pid).children() if p.cmdline()[-1:] == ["worker"]]
+    worker.kill()
+    worker.wait(timeout=10)
+    deadline = time.monotonic() + 60
+    while "restarting it (1/3)" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    _wait_until_ready(worker_base, process, log)
+    assert process.poll() is None
+
+
+def test_dev_stops_non_zero_when_the_worker_keeps_dying(
+    dev_stack: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    base, log, process = dev_stack
+    worker_port = int(base.rsplit(":", 1)[1]) + 1
+    _wait_until_ready(f"http://127.0.0.1:{worker_port}", process, log)
+    [worker] = [p for p in psutil.Process(process.pid).children() if p.cmdline()[-1:] == ["worker"]]
+    servers = [p for p in psutil.Process(process.pid).children() if p.pid != worker.pid]
+    with socket.socket() as squatter:  # every restarted worker now fails to bind its port
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        worker.kill()
+        worker.wait(timeout=10)
+        squatter.bind(("127.0.0.1", worker_port))
+        squatter.listen()
+        assert process.wait(timeout=90) == 1
+    assert "the webhook worker exited 4 times in 60 s" in log.read_text()
+    assert "stopping riskgate dev" in log.read_text()
+    _, alive = psutil.wait_procs(servers, timeout=15)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"

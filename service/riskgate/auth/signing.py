@@ -63,7 +63,15 @@ def thumbprint_of_pem(pem: bytes) -> str:
     return thumbprint(key.public_key())
 
 
-def _load_pem(path: Path) -> Ed25519PrivateKey | Ed25519PublicKey:
+def _load_pem(path: Path, variable: str | None) -> Ed25519PrivateKey | Ed25519PublicKey:
+    try:
+        return _parse_pem(path)
+    except KeyFileError as exc:
+        # The operator fixes a setting, not a path: name the variable that pointed here.
+        raise KeyFileError(f"{variable}: {exc}" if variable else str(exc)) from None
+
+
+def _parse_pem(path: Path) -> Ed25519PrivateKey | Ed25519PublicKey:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -107,12 +115,24 @@ class SigningKeys:
 
     @classmethod
     def from_files(
-        cls, current: Path, previous: Path | None, *, issuer: str, audience: str
+        cls,
+        current: Path,
+        previous: Path | None,
+        *,
+        issuer: str,
+        audience: str,
+        variables: tuple[str, str] | None = None,
     ) -> SigningKeys:
-        signing = _load_pem(current)
+        """Load the keys; ``variables`` names the settings the two paths came from, so an
+        unreadable or wrong file is reported by the variable to fix."""
+        current_var, previous_var = variables or (None, None)
+        signing = _load_pem(current, current_var)
         if not isinstance(signing, Ed25519PrivateKey):
-            raise KeyFileError(f"{current} holds a public key; the signing key must be private")
-        old = _load_pem(previous) if previous else None
+            where = f"{current_var}: " if current_var else ""
+            raise KeyFileError(
+                f"{where}{current} holds a public key; the signing key must be private"
+            )
+        old = _load_pem(previous, previous_var) if previous else None
         old_public = old.public_key() if isinstance(old, Ed25519PrivateKey) else old
         return cls(signing, old_public, issuer=issuer, audience=audience)
 

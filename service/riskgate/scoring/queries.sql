@@ -29,3 +29,38 @@ WITH claim AS (
     SELECT $1, $21, 'decision.created', 'event', event.id::text, $22 FROM event
 )
 SELECT won FROM claim;
+
+-- name: list_rule_versions
+SELECT version, weights, review_threshold, hold_threshold, status, created_at
+FROM rule_versions
+ORDER BY created_at, version;
+
+-- name: lock_rule_versions
+-- Every version, locked: activation and retirement decide on what they read, so two operators
+-- changing rules at once take turns instead of both reading the old active version.
+SELECT version, status FROM rule_versions ORDER BY version FOR UPDATE;
+
+-- name: create_rule_version
+WITH created AS (
+    INSERT INTO rule_versions (version, weights, review_threshold, hold_threshold, status)
+    VALUES ($1, $2, $3, $4, 'shadow')
+    ON CONFLICT (version) DO NOTHING
+    RETURNING version
+), audit AS (
+    INSERT INTO audit_log (client_id, actor, action, entity_type, entity_id, details)
+    SELECT NULL, $5, 'rule_version.created', 'rule_version', created.version,
+           jsonb_build_object('weights', $2::jsonb, 'review_threshold', $3::numeric,
+                              'hold_threshold', $4::numeric, 'status', 'shadow')
+    FROM created
+)
+SELECT count(*) = 1 FROM created;
+
+-- name: set_rule_status
+WITH changed AS (
+    UPDATE rule_versions SET status = $2 WHERE version = $1 AND status <> $2
+    RETURNING version
+)
+INSERT INTO audit_log (client_id, actor, action, entity_type, entity_id, details)
+SELECT NULL, $3, 'rule_version.' || $4, 'rule_version', changed.version,
+       jsonb_build_object('status', $2::text)
+FROM changed;

@@ -15,7 +15,7 @@ from riskgate.idempotency.schemas import IdempotencyTicket, StoredResponse
 from riskgate.idempotency.service import settle
 from riskgate.observability.metrics import record_decision
 from riskgate.scoring import repository
-from riskgate.scoring.repository import DecisionRecord
+from riskgate.scoring.repository import DecisionRecord, RuleVersionListing
 from riskgate.scoring.rules import RuleVersion, evaluate
 from riskgate.scoring.schemas import DecisionResponse, ScoreRequest
 
@@ -103,3 +103,65 @@ def _count_decisions(record: DecisionRecord) -> None:
     record_decision(r.action, r.score_version, "active")
     for shadow in record.shadow:
         record_decision(shadow.action, shadow.score_version, "shadow")
+
+
+class RuleVersionExists(Exception):
+    pass
+
+
+class RuleVersionNotFound(Exception):
+    pass
+
+
+class RuleChangeRefused(Exception):
+    """The change would leave the scoring without exactly one active version."""
+
+
+class RuleAdmin:
+    """Rule versions from the command line: create (as shadow), activate, retire; each
+    change audited. Running processes pick changes up within ``rules_refresh_seconds``."""
+
+    def __init__(self, pool: Pool, actor: str = "operator:cli") -> None:
+        self._pool = pool
+        self._actor = actor
+
+    async def list(self) -> list[RuleVersionListing]:
+        return await repository.list_rule_versions(self._pool)
+
+    async def create(self, rule: RuleVersion) -> None:
+        """Store a validated rule (see ``rules.new_rule_version``) as a shadow version."""
+        if not await repository.create_rule_version(self._pool, rule, self._actor):
+            raise RuleVersionExists(f"rule version {rule.version} exists")
+
+    async def activate(self, version: str) -> str | None:
+        """Make ``version`` the active one; the previously active version is retired and
+        returned (None if ``version`` already was active)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            statuses = await repository.lock_rule_statuses(conn)
+            _require(version, statuses)
+            previous = next(v for v, status in statuses.items() if status == "active")
+            if previous == version:
+                return None
+            # Retired first: the table allows one active version at any instant.
+            await repository.set_rule_status(conn, previous, "retired", self._actor, "retired")
+            await repository.set_rule_status(conn, version, "active", self._actor, "activated")
+            return previous
+
+    async def retire(self, version: str) -> bool:
+        """Stop scoring ``version`` in shadow; False if it was already retired."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            statuses = await repository.lock_rule_statuses(conn)
+            _require(version, statuses)
+            if statuses[version] == "active":
+                raise RuleChangeRefused(
+                    f"{version} is the active version: activate another one instead"
+                )
+            if statuses[version] == "retired":
+                return False
+            await repository.set_rule_status(conn, version, "retired", self._actor, "retired")
+            return True
+
+
+def _require(version: str, statuses: dict[str, str]) -> None:
+    if version not in statuses:
+        raise RuleVersionNotFound(f"no rule version {version}")
