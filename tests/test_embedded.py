@@ -18,6 +18,7 @@ from riskgate_dev.embedded import (
     EmbeddedRedis,
     EmbeddedServerError,
     free_port,
+    free_port_pair,
     postgres_bin_dir,
 )
 
@@ -73,6 +74,14 @@ def test_free_port_is_bindable_and_not_repeated() -> None:
     assert first != second
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", first))
+
+
+def test_free_port_pair_gives_two_bindable_ports_none_handed_out_again() -> None:
+    port = free_port_pair()
+    with socket.socket() as api, socket.socket() as worker:
+        api.bind(("127.0.0.1", port))
+        worker.bind(("127.0.0.1", port + 1))
+    assert {free_port() for _ in range(20)}.isdisjoint({port, port + 1})
 
 
 def test_postgres_serves_tcp_and_survives_kill(postgres: EmbeddedPostgres) -> None:

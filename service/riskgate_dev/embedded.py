@@ -91,6 +91,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise EmbeddedServerError(f"could not find a free TCP port on {host}")
 
 
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A free port whose successor is free too: ``riskgate dev --port P`` also binds ``P + 1``
+    (the webhook worker), and the kernel's pick says nothing about the next port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        port = free_port(host)
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port + 1))
+            except OSError:
+                continue
+        with _ports_lock:
+            if port + 1 not in _handed_out_ports:
+                _handed_out_ports.add(port + 1)
+                return port
+    raise EmbeddedServerError(f"could not find two consecutive free TCP ports on {host}")
+
+
 def _url_host(host: str) -> str:
     """Bracket IPv6 literals so they can be embedded in a URL."""
     return f"[{host}]" if ":" in host else host

@@ -18,14 +18,14 @@ import httpx
 import psutil
 import pytest
 
-from riskgate_dev.embedded import free_port
+from riskgate_dev.embedded import free_port_pair
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def dev_stack(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
-    port = free_port()
+    port = free_port_pair()
     log = (tmp_path / "dev.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
     process = subprocess.Popen(
@@ -126,7 +126,7 @@ def test_dev_env_and_credentials_reach_the_running_stack_which_owns_its_data_dir
 ) -> None:
     base, log, process = dev_stack
     data = log.parent / "data"
-    second = _riskgate("dev", "--port", str(free_port()), "--data-dir", str(data))
+    second = _riskgate("dev", "--port", str(free_port_pair()), "--data-dir", str(data))
     assert second.returncode != 0
     assert f"another riskgate dev (pid {process.pid}) uses {data}" in second.stderr
     assert "starting PostgreSQL" not in second.stdout
