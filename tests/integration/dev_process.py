@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ def running_dev(
     log_path: Path, *args: str, cwd: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`riskgate dev --port P ARGS`, ready, without our RISKGATE_* settings; Ctrl-C after."""
-    port = free_port()
+    port = _free_port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
     log = log_path.open("w")
     process = subprocess.Popen(
@@ -37,6 +38,18 @@ def running_dev(
             process.send_signal(signal.SIGINT)
             process.wait(timeout=30)
         log.close()
+
+
+def _free_port_pair() -> int:
+    """A free port whose next one is free too: dev serves the worker's health on port + 1."""
+    while True:
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def wait_until_ready(base: str, process: subprocess.Popen[str], log: Path) -> None:

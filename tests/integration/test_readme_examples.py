@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -169,8 +170,9 @@ def _session(blocks: list[str], port: int, outputs: Path) -> str:
     parts = ["set -euo pipefail"]
     for index, block in enumerate(blocks):
         rewritten = block.replace(README_ADDRESS, f"127.0.0.1:{port}")
-        parts.append(f"{{\n{rewritten}\n}} > {outputs}/{index}.out 2> {outputs}/{index}.err")
-        parts.append(f": > {outputs}/{index}.done")
+        out, err, done = (shlex.quote(f"{outputs}/{index}.{end}") for end in ("out", "err", "done"))
+        parts.append(f"{{\n{rewritten}\n}} > {out} 2> {err}")
+        parts.append(f": > {done}")
     return "\n".join(parts) + "\n"
 
 
