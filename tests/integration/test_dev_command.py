@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from dev_process import running_dev, wait_until_ready
 
 from riskgate_dev.embedded import free_port_pair
 
@@ -25,36 +26,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def dev_stack(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
-    port = free_port_pair()
-    log = (tmp_path / "dev.log").open("w")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKGATE_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "riskgate", "dev", "--port", str(port), "--data-dir",
-         str(tmp_path / "data")],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(base, process, tmp_path / "dev.log")
-        yield base, tmp_path / "dev.log", process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
-        log.close()
-
-
-def _wait_until_ready(base: str, process: subprocess.Popen[str], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"riskgate dev exited:\n{log.read_text()}"
-        try:
-            if httpx.get(f"{base}/v1/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"riskgate dev not ready in 60 s:\n{log.read_text()}")
+    log = tmp_path / "dev.log"
+    with running_dev(log, "--data-dir", str(tmp_path / "data")) as (base, process):
+        yield base, log, process
 
 
 def test_dev_serves_the_readme_flow_and_stops_cleanly(
@@ -98,7 +72,7 @@ def test_dev_serves_the_readme_flow_and_stops_cleanly(
     assert statement.json()["balance"] == "99975.00"
 
     port = int(base.rsplit(":", 1)[1])
-    _wait_until_ready(f"http://127.0.0.1:{port + 1}", process, log)  # the webhook worker
+    wait_until_ready(f"http://127.0.0.1:{port + 1}", process, log)  # the webhook worker
 
     children = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGINT)
@@ -165,7 +139,7 @@ def test_dev_restarts_a_worker_that_dies(
 ) -> None:
     base, log, process = dev_stack
     worker_base = f"http://127.0.0.1:{int(base.rsplit(':', 1)[1]) + 1}"
-    _wait_until_ready(worker_base, process, log)
+    wait_until_ready(worker_base, process, log)
     [worker] = [p for p in psutil.Process(process.pid).children() if p.cmdline()[-1:] == ["worker"]]
     worker.kill()
     worker.wait(timeout=10)
@@ -173,7 +147,7 @@ def test_dev_restarts_a_worker_that_dies(
     while "restarting it (1/3)" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
-    _wait_until_ready(worker_base, process, log)
+    wait_until_ready(worker_base, process, log)
     assert process.poll() is None
 
 
@@ -182,7 +156,7 @@ def test_dev_stops_non_zero_when_the_worker_keeps_dying(
 ) -> None:
     base, log, process = dev_stack
     worker_port = int(base.rsplit(":", 1)[1]) + 1
-    _wait_until_ready(f"http://127.0.0.1:{worker_port}", process, log)
+    wait_until_ready(f"http://127.0.0.1:{worker_port}", process, log)
     [worker] = [p for p in psutil.Process(process.pid).children() if p.cmdline()[-1:] == ["worker"]]
     servers = [p for p in psutil.Process(process.pid).children() if p.pid != worker.pid]
     with socket.socket() as squatter:  # every restarted worker now fails to bind its port
