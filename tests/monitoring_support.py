@@ -45,19 +45,18 @@ def recorded_names() -> set[str]:
     }
 
 
-# Mirrors the operator's metrics contract (the operator process is not part of this suite):
-# riskgate_operator_reconciles_total{kind,result}, _rotations_total{kind,trigger},
-# _sync_errors_total{kind,class}, _next_rotation_timestamp_seconds{namespace,name},
-# _managed_resources{kind}.
-OPERATOR_METRICS = frozenset(
-    {
-        "riskgate_operator_reconciles_total",
-        "riskgate_operator_rotations_total",
-        "riskgate_operator_sync_errors_total",
-        "riskgate_operator_next_rotation_timestamp_seconds",
-        "riskgate_operator_managed_resources",
-    }
-)
+def _operator_metrics() -> frozenset[str]:
+    """The series names the operator exposes, from its own registry (the operator process is
+    not part of the Prometheus test; its metrics module is the same code)."""
+    from riskgate_operator.metrics import REGISTRY as OPERATOR_REGISTRY
+
+    return frozenset(
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in OPERATOR_REGISTRY.collect()
+    )
+
+
+OPERATOR_METRICS = _operator_metrics()
 PROMETHEUS_METRICS = frozenset({"up"})
 """Series Prometheus itself writes for every target."""
 
