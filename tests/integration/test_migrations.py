@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from conftest import fresh_database, owner_url
+from conftest import fresh_database, owner_url, superuser_url
 from riskgate.migrate import MigrationError, available_migrations, migrate
 from riskgate_dev.embedded import EmbeddedPostgres
 
@@ -110,9 +110,8 @@ async def empty_database(admin_url: str) -> AsyncIterator[str]:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base, _, _ = admin_url.rpartition("/")
     try:
-        yield f"{base}/{name}"
+        yield superuser_url(admin_url, name)
     finally:
         await drop_database(admin_url, name)
 
