@@ -23,8 +23,10 @@ from litestar.params import ParameterKwarg
 from riskgate.errors import BadRequest, InvalidField, UnknownQueryParameter
 
 
+@functools.cache
 def declared_query_parameters(handler: BaseRouteHandler) -> frozenset[str]:
-    """The query parameter names ``handler`` reads (as Litestar would bind them)."""
+    """The query parameter names ``handler`` reads (as Litestar would bind them); worked out
+    once per handler, not on every request that carries a query."""
     dependencies = handler.resolve_dependencies()
     names = set()
     for name, parameter in handler.parsed_fn_signature.parameters.items():
