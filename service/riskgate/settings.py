@@ -241,6 +241,10 @@ class Settings(DatabaseSettings, frozen=True, kw_only=True):
     """Outbox rows fanned out, and deliveries claimed, per statement."""
     worker_port: Annotated[int, Meta(ge=0, le=65535)] = 8081
     """Port of the worker's /v1/health, /v1/health/ready and /metrics (bound on ``host``)."""
+    worker_ready_url: Annotated[str, Meta(pattern=r"^(https?://[^\s]+)?$")] = ""
+    """A webhook worker's readiness URL for the API's own readiness to include (``worker``;
+    down makes it ``degraded``). ``riskgate dev`` sets it to the worker it runs beside the API;
+    unset, nothing is checked (in Kubernetes the worker has a probe of its own)."""
     backlog_unready_seconds: PositiveFloat = 300.0
     """The worker reports unready while the oldest due delivery or undispatched outbox row has
     waited longer than this."""

@@ -362,6 +362,12 @@ def run_dev(
         lock.release()
 
 
+def _loopback(host: str) -> str:
+    """Where this machine reaches a server bound on ``host``."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104  # not a bind
+    return f"[{host}]" if ":" in host else host
+
+
 def _run_stack(
     *, host: str, port: int, workers: int, data_dir: Path, serve: Callable[[Settings], None]
 ) -> None:
@@ -387,6 +393,8 @@ def _run_stack(
             "RISKGATE_WEBHOOK_ENCRYPTION_KEYS_FILE": str(_webhook_key_ring(data_dir)),
             "RISKGATE_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "RISKGATE_WORKER_PORT": str(port + 1),
+            # The API's readiness then says whether this worker is up (restarts take seconds).
+            "RISKGATE_WORKER_READY_URL": f"http://{_loopback(host)}:{port + 1}/v1/health/ready",
         }
         os.environ.update(env)
         settings = Settings.from_env()
