@@ -12,16 +12,12 @@ and one the document forbids that the server accepts.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -30,6 +26,7 @@ from conftest import RunningApp, register_client, settings_with
 from riskgate.app import create_app, openapi_document
 from riskgate.idempotency.schemas import is_valid_key
 from riskgate.settings import Settings
+from server_support import served_on_loopback
 from webhook_support import KEYS
 
 PROBLEMS = "https://riskgate.io/problems/"
@@ -42,23 +39,8 @@ EXAMPLES_PER_OPERATION = 25
 def server_url(settings: Settings) -> Iterator[str]:
     """uvicorn serving a fresh app on a free loopback port, stopped after the module."""
     app = create_app(settings_with(settings, webhook_encryption_keys=KEYS))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, loop="asyncio", log_config=None, access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with served_on_loopback(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
