@@ -93,17 +93,21 @@ WITH client AS (
 SELECT now() + make_interval(secs => $7::float8) FROM client;
 
 -- name: lock_for_rotation
--- The client locked until the caller's transaction ends, with whether $2 is the hash of its
--- current API key (the one no rotation has retired yet): a repeated rotation then changes nothing.
+-- The client locked until the caller's transaction ends. Whether a key is current is asked in
+-- a statement of its own after this (key_is_current): under READ COMMITTED a statement that
+-- waited for the lock re-reads the locked row but not a subquery's snapshot, so checking in
+-- here would miss the key a concurrent rotation just inserted.
 SELECT c.id, c.secret_hash,
        CASE WHEN c.previous_secret_expires_at > now() THEN c.previous_secret_expires_at END
-           AS previous_expires_at,
-       EXISTS (SELECT FROM api_keys k WHERE k.client_ref = c.id AND k.key_hash = $2
-                                        AND k.revoked_at IS NULL AND k.expires_at IS NULL)
-           AS key_is_current
+           AS previous_expires_at
 FROM clients c
 WHERE c.name = $1 AND c.status <> 'deleted'
-FOR UPDATE OF c;
+FOR UPDATE;
+
+-- name: key_is_current
+-- Whether $2 is the hash of client $1's current API key (the one no rotation has retired yet).
+SELECT EXISTS (SELECT FROM api_keys WHERE client_ref = $1 AND key_hash = $2
+                                     AND revoked_at IS NULL AND expires_at IS NULL);
 
 -- name: update_client
 -- Compare-and-set: it applies only while the row still holds what the caller read ($5-$7), so

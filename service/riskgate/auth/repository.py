@@ -70,8 +70,6 @@ class RotationTarget:
     id: UUID
     secret_hash: str
     previous_expires_at: datetime | None
-    key_is_current: bool
-    """Whether the proposed API key is the client's current one already."""
 
 
 class ApiKeyInUse(Exception):
@@ -162,9 +160,16 @@ async def set_status(
     return bool(row["changed"]), bool(row["found"])
 
 
-async def lock_for_rotation(conn: Tx, name: str, key_hash: bytes) -> RotationTarget | None:
-    row = await conn.fetchrow(_Q["lock_for_rotation"], name, key_hash)
+async def lock_for_rotation(conn: Tx, name: str) -> RotationTarget | None:
+    row = await conn.fetchrow(_Q["lock_for_rotation"], name)
     return RotationTarget(**dict(row)) if row else None
+
+
+async def key_is_current(conn: Tx, client_ref: UUID, key_hash: bytes) -> bool:
+    """Run after ``lock_for_rotation``, in the same transaction: it then sees every rotation
+    that committed before the lock was granted."""
+    current: bool = await conn.fetchval(_Q["key_is_current"], client_ref, key_hash)
+    return current
 
 
 async def rotate_credentials(

@@ -253,10 +253,10 @@ class ClientAdmin:
         secret_hash = await asyncio.to_thread(credentials.hash_secret, pair.client_secret)
         issued = IssuedCredentials(name, pair.client_secret, pair.api_key)
         async with self._pool.acquire() as conn, conn.transaction():
-            target = await repository.lock_for_rotation(conn, name, key.hash)
+            target = await repository.lock_for_rotation(conn, name)
             if target is None:
                 raise ClientNotFound(f"no client named {name!r}")
-            if target.key_is_current:
+            if await repository.key_is_current(conn, target.id, key.hash):
                 await _same_secret(pair.client_secret, target.secret_hash)
                 return Rotated(issued, target.previous_expires_at, rotated=False)
             try:
