@@ -27,7 +27,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from conftest import connect_as_app, fresh_database
-from crd_rules import CRD_FILE, ROOT
+from crd_rules import CRD_FILES, ROOT
 from k8s_emulator import Emulator, PlainJsonServer, kubeconfig
 from riskgate.auth.service import ClientAdmin
 from riskgate.dblogin import APP_ROLE
@@ -117,7 +117,8 @@ async def cluster(
         made = Cluster(emulator, config, kubectl_path, work / "kube-cache", port)
         await made.start_server()
         try:
-            await made.kubectl("apply", "--validate=false", "-f", str(CRD_FILE))
+            files = [arg for path in CRD_FILES for arg in ("-f", str(path))]
+            await made.kubectl("apply", "--validate=false", *files)
             yield made
         finally:
             await made.stop_server()
