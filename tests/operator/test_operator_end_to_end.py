@@ -107,7 +107,10 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert status["lastRotationTime"]
     assert status["nextRotationTime"]
     due_at = await stack.metric(
-        "riskgate_operator_next_rotation_timestamp_seconds", namespace=E2E, name="alerts"
+        "riskgate_operator_next_rotation_timestamp_seconds",
+        kind="WebhookSubscription",
+        namespace=E2E,
+        name="alerts",
     )
     assert due_at is not None
     assert abs(due_at - datetime.fromisoformat(status["nextRotationTime"]).timestamp()) < 1
@@ -162,7 +165,7 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert cluster.get(WHSUBS, E2E, "alerts") is None
     assert await stack.managed_count(f"{E2E}/alerts") == 0
     due = "riskgate_operator_next_rotation_timestamp_seconds"
-    assert await stack.metric(due, namespace=E2E, name="alerts") is None
+    assert await stack.metric(due, kind="WebhookSubscription", namespace=E2E, name="alerts") is None
     await until(lambda: cluster.events(E2E, "SecretRotated"), 10, "a SecretRotated event")
 
     assert stack.operator.popen is not None
