@@ -51,6 +51,7 @@ class ClientReconciler:
         record: Record | None = None
         try:
             found, record = await self._secret(res)
+            found, record = await self._plan_rotation(res, found, record, now)
             synced = await self._sync(res, record, outcome, changes)
             if synced is not None:
                 view, created = synced
@@ -91,6 +92,19 @@ class ClientReconciler:
         if creds.published_of(found) != self._shown(res):  # e.g. the scopes changed
             found = await self._write(res, found, record)
         return found, record
+
+    async def _plan_rotation(
+        self, res: Resource, found: dict[str, Any], record: Record, now: datetime
+    ) -> tuple[dict[str, Any], Record]:
+        """A rotation due is written down first, as a pending pair: proposed to the service
+        below, or on a later round if it cannot be reached now."""
+        requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+        rotation = schedule.policy_of(res.spec.get("credentialRotation"))
+        trigger = creds.rotation_due(record, rotation, requested, now)
+        if trigger is None:
+            return found, record
+        record = creds.proposed(record, trigger, requested)
+        return await self._write(res, found, record), record
 
     async def _write(self, res: Resource, found: dict[str, Any], record: Record) -> dict[str, Any]:
         """The whole record in one update, only over the version read."""
@@ -150,16 +164,15 @@ class ClientReconciler:
             outcome.events.append(Event("Normal", "CredentialsIssued", "credentials issued"))
             return creds.promoted(record, now, None)
         rotation = schedule.policy_of(res.spec.get("credentialRotation"))
-        if record.pending is None:
-            requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
-            trigger = creds.needs_pair(record, view, rotation, requested, now)
-            if trigger is None:
-                return record
-            if trigger == creds.HEAL and record.current is not None:
+        if creds.needs_heal(record, view):
+            if record.current is not None:
                 text = "riskgate no longer takes the Secret's credentials; issuing a new pair"
                 outcome.events.append(Event("Warning", "CredentialsHealed", text))
-            record = creds.proposed(record, trigger, requested)
+            requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+            record = creds.proposed(record, creds.HEAL, requested)
             found = await self._write(res, found, record)
+        if record.pending is None:
+            return record
         return await self._rotate(res, found, record, rotation, now, outcome)
 
     async def _rotate(

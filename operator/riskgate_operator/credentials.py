@@ -112,17 +112,24 @@ def key_known(view: dict[str, Any], pair: Pair) -> bool:
     return pair.api_key[:KEY_PREFIX_LENGTH] in (view.get("api_key_prefixes") or [])
 
 
-def needs_pair(
-    record: Record, view: dict[str, Any], rotation: Rotation, requested: str | None, now: datetime
+def rotation_due(
+    record: Record, rotation: Rotation, requested: str | None, now: datetime
 ) -> str | None:
-    """Why a new pair is needed now (``heal``, ``annotation``, ``schedule``), or None.
-
-    Heal when the service no longer takes the Secret's key (e.g. restored from a backup): the
-    workloads' credentials do not work anyway, so it does not wait for an overlap."""
-    if record.current is None or record.rotated_at is None or not key_known(view, record.current):
-        return HEAL
+    """The trigger of a rotation due now (``annotation``, ``schedule``), or None: none while a
+    pair is pending or the replaced one still works (see ``schedule.due``). Needs no answer
+    from the service, so a rotation is written down even while the service is away."""
+    if record.current is None or record.rotated_at is None or record.pending is not None:
+        return None
     clock = Clock(record.rotated_at, record.handled_request, record.previous_expires_at)
     return schedule.due(clock, rotation, requested, now)
+
+
+def needs_heal(record: Record, view: dict[str, Any]) -> bool:
+    """The service no longer takes the Secret's pair (e.g. restored from a backup): a new pair
+    at once, without waiting for an overlap, as the workloads' one works nowhere."""
+    if record.pending is not None:
+        return False
+    return record.current is None or not key_known(view, record.current)
 
 
 def overlap_of(record: Record, rotation: Rotation) -> timedelta:

@@ -55,39 +55,40 @@ def test_a_new_client_starts_with_a_pending_pair_only() -> None:
     assert done.handled_request == "asked-before", "a request already there is answered"
 
 
-def test_nothing_is_due_while_the_service_takes_the_key_and_every_has_not_passed() -> None:
-    record = issued()
+def test_nothing_is_due_before_every_has_passed() -> None:
     later = T0 + timedelta(hours=719)
-    assert creds.needs_pair(record, known(record), ROTATION, None, later) is None
+    assert creds.rotation_due(issued(), ROTATION, None, later) is None
 
 
 def test_the_schedule_and_a_new_annotation_ask_for_a_pair() -> None:
     record = issued()
-    due = T0 + timedelta(hours=720)
-    assert creds.needs_pair(record, known(record), ROTATION, None, due) == "schedule"
+    assert creds.rotation_due(record, ROTATION, None, T0 + timedelta(hours=720)) == "schedule"
     soon = T0 + timedelta(minutes=5)
-    assert creds.needs_pair(record, known(record), ROTATION, "r1", soon) == "annotation"
-    answered = creds.promoted(creds.proposed(record, "annotation", "r1"), soon, None)
-    assert creds.needs_pair(answered, known(answered), ROTATION, "r1", soon) is None
+    assert creds.rotation_due(record, ROTATION, "r1", soon) == "annotation"
+    pending = creds.proposed(record, "annotation", "r1")
+    assert creds.rotation_due(pending, ROTATION, "r2", soon) is None, "one pending pair at most"
+    answered = creds.promoted(pending, soon, None)
+    assert creds.rotation_due(answered, ROTATION, "r1", soon) is None, "answered once"
+    assert creds.rotation_due(creds.first(None), ROTATION, "r1", soon) is None
 
 
 def test_a_rotation_waits_while_the_replaced_pair_still_works() -> None:
     now = T0 + timedelta(hours=1)
     rotated = creds.promoted(creds.proposed(issued(), "annotation", "r1"), now,
                              now + timedelta(hours=24))  # fmt: skip
-    during = now + timedelta(hours=23)
-    assert creds.needs_pair(rotated, known(rotated), ROTATION, "r2", during) is None
-    after = now + timedelta(hours=24)
-    assert creds.needs_pair(rotated, known(rotated), ROTATION, "r2", after) == "annotation"
+    assert creds.rotation_due(rotated, ROTATION, "r2", now + timedelta(hours=23)) is None
+    assert creds.rotation_due(rotated, ROTATION, "r2", now + timedelta(hours=24)) == "annotation"
 
 
 def test_a_key_the_service_lost_is_healed_at_once_even_during_an_overlap() -> None:
     record = issued(previous_expires_at=T0 + timedelta(hours=24))
+    assert not creds.needs_heal(record, known(record))
     lost = {"api_key_prefixes": ["rgk_stale1"]}
-    assert creds.needs_pair(record, lost, ROTATION, None, T0 + timedelta(hours=1)) == creds.HEAL
+    assert creds.needs_heal(record, lost)
+    assert creds.needs_heal(Record(current=None), lost)
     healing = creds.proposed(record, creds.HEAL, None)
+    assert not creds.needs_heal(healing, lost), "the pending pair is proposed first"
     assert creds.overlap_of(healing, ROTATION) == timedelta(0), "the lost pair works nowhere"
-    assert creds.needs_pair(Record(current=None), lost, ROTATION, None, T0) == creds.HEAL
 
 
 def test_a_rotation_keeps_the_replaced_pair_for_the_overlap() -> None:
