@@ -280,6 +280,14 @@ class ClientNameTaken(Conflict):
     title = "A client not managed from Kubernetes already has this name"
 
 
+class CredentialsConflict(Conflict):
+    """Proposed credentials that clash with stored ones: an API key stored before, or the
+    current key paired with another secret. ``field`` names the proposed value."""
+
+    slug = "credentials-conflict"
+    title = "The proposed credentials clash with stored ones"
+
+
 # --- webhooks ---------------------------------------------------------------------------------
 
 

@@ -6,68 +6,28 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
+from client_admin_support import (
+    EVENTS,
+    SPEC,
+    SUBSCRIPTIONS,
+    bearer_status,
+    create,
+    eventually,
+    key_status,
+    new_ref,
+    path,
+    token,
+    token_status,
+)
 from conftest import RunningApp, client_audit, register_client, running_app, settings_with
 from riskgate.auth.service import ClientAdmin
 from riskgate.settings import Settings
-
-BASE = "/v1/admin/clients"
-EVENTS = "/v1/events"  # events:read
-SUBSCRIPTIONS = "/v1/webhooks/subscriptions"  # webhooks:read
-SPEC: dict[str, Any] = {"scopes": ["events:read", "webhooks:read"], "rate_limit": "100/60s"}
-
-
-def new_ref() -> tuple[str, str]:
-    return "team-a", f"app-{uuid.uuid4().hex[:8]}"
-
-
-def path(namespace: str, name: str, suffix: str = "") -> str:
-    return f"{BASE}/{namespace}/{name}{suffix}"
-
-
-async def token(app: RunningApp, client_id: str, secret: str) -> httpx.Response:
-    return await app.anonymous.post(
-        "/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
-    )
-
-
-async def token_status(app: RunningApp, client_id: str, secret: str) -> int:
-    return (await token(app, client_id, secret)).status_code
-
-
-async def key_status(app: RunningApp, api_key: str, route: str = EVENTS) -> int:
-    return (await app.anonymous.get(route, headers={"X-API-Key": api_key})).status_code
-
-
-async def bearer_status(app: RunningApp, access_token: str, route: str) -> int:
-    headers = {"Authorization": f"Bearer {access_token}"}
-    return (await app.anonymous.get(route, headers=headers)).status_code
-
-
-async def create(app: RunningApp, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    response = await app.client.put(path(namespace, name), json={**SPEC, **spec})
-    assert response.status_code == 201, response.text
-    credentials: dict[str, Any] = response.json()["credentials"]
-    return credentials
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
-    """Poll ``check`` until it holds; the monotonic time it first did."""
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "the condition never held"
-        await asyncio.sleep(0.1)
-    return time.monotonic()
 
 
 async def test_put_creates_once_and_shows_the_credentials_only_then(

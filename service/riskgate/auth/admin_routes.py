@@ -26,7 +26,7 @@ from riskgate.auth.schemas import (
     RotateCredentials,
 )
 from riskgate.auth.scopes import ADMIN_SCOPE
-from riskgate.auth.service import ManagedClients, Rotated
+from riskgate.auth.service import ManagedClients, Rotated, pair_of
 from riskgate.errors import InvalidField
 from riskgate.http.body import StrictBody
 from riskgate.http.problems import problem_responses
@@ -93,9 +93,10 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     tags=TAGS,
     summary="Create or update a Kubernetes-managed client",
     description="The operator's sync of an ApiClient resource (`namespace/name`): scopes, rate "
-    "limit and status. 201 with the `client_secret` and `api_key`, shown this once, when it "
-    "creates the client; 200 without them when it updates one (the same spec again changes "
-    "nothing). 409 when a client made another way already has the name `namespace.name`.",
+    "limit and status. 201 when it creates the client: with the proposed `credentials`, or with "
+    "a generated `client_secret` and `api_key` shown this once; 200 when it updates one (the "
+    "same spec again changes nothing; credentials never change here). 409 when a client made "
+    "another way already has the name `namespace.name`.",
     responses={
         **problem_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
         201: ResponseSpec(ManagedClientApplied, description="Created, with its credentials"),
@@ -114,10 +115,12 @@ async def apply_managed_client(
     issued = applied.credentials
     if issued is None:
         return Response(ManagedClientApplied(**_wire(applied.view), credentials=None))
-    credentials = ClientCredentials(
-        client_id=issued.client_id, client_secret=issued.client_secret, api_key=issued.api_key
-    )
-    body = ManagedClientApplied(**_wire(applied.view), credentials=credentials)
+    shown = None
+    if applied.generated:
+        shown = ClientCredentials(
+            client_id=issued.client_id, client_secret=issued.client_secret, api_key=issued.api_key
+        )
+    body = ManagedClientApplied(**_wire(applied.view), credentials=shown)
     return Response(body, status_code=201, headers=NO_STORE)
 
 
@@ -163,10 +166,12 @@ async def delete_managed_client(
     status_code=200,
     tags=TAGS,
     summary="Rotate a Kubernetes-managed client's credentials",
-    description="Returns a new `client_secret` and `api_key`, once. The replaced ones keep "
-    "working until `previous_credentials_expire_at` (`overlap_seconds` from now), then stop; "
-    "those an earlier rotation left in their overlap stop at once.",
-    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+    description="Returns a new `client_secret` and `api_key`, once, or takes the pair the "
+    "caller proposes (then the answer shows neither). The replaced ones keep working until "
+    "`previous_credentials_expire_at` (`overlap_seconds` from now), then stop; those an earlier "
+    "rotation left in their overlap stop at once. Proposing the current pair again changes "
+    "nothing (`rotated: false`): a call whose answer was lost can be repeated.",
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
 )
 async def rotate_managed_client(
     request: Request[Any, Any, Any],
@@ -175,14 +180,16 @@ async def rotate_managed_client(
     namespace: Namespace,
     name: Name,
 ) -> Response[CredentialsRotated]:
+    proposed = pair_of(data.credentials)
     rotated: Rotated = await ManagedClients(runtime.pool).rotate(
-        _managed_ref(namespace, name), data.overlap_seconds, _actor(request)
+        _managed_ref(namespace, name), data.overlap_seconds, _actor(request), proposed
     )
-    issued = rotated.credentials
+    issued, generated = rotated.credentials, proposed is None
     body = CredentialsRotated(
         client_id=issued.client_id,
-        client_secret=issued.client_secret,
-        api_key=issued.api_key,
+        rotated=rotated.rotated,
+        client_secret=issued.client_secret if generated else None,
+        api_key=issued.api_key if generated else None,
         previous_credentials_expire_at=rotated.previous_expire_at,
     )
     return Response(body, headers=NO_STORE)

@@ -92,6 +92,19 @@ WITH client AS (
 )
 SELECT now() + make_interval(secs => $7::float8) FROM client;
 
+-- name: lock_for_rotation
+-- The client locked until the caller's transaction ends, with whether $2 is the hash of its
+-- current API key (the one no rotation has retired yet): a repeated rotation then changes nothing.
+SELECT c.id, c.secret_hash,
+       CASE WHEN c.previous_secret_expires_at > now() THEN c.previous_secret_expires_at END
+           AS previous_expires_at,
+       EXISTS (SELECT FROM api_keys k WHERE k.client_ref = c.id AND k.key_hash = $2
+                                        AND k.revoked_at IS NULL AND k.expires_at IS NULL)
+           AS key_is_current
+FROM clients c
+WHERE c.name = $1 AND c.status <> 'deleted'
+FOR UPDATE OF c;
+
 -- name: update_client
 -- Compare-and-set: it applies only while the row still holds what the caller read ($5-$7), so
 -- of two concurrent `clients ensure` one writes and the other re-reads and finds it done.

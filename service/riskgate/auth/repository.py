@@ -63,6 +63,35 @@ class NewApiKey:
     prefix: str
 
 
+@dataclass(frozen=True, slots=True)
+class RotationTarget:
+    """A client locked for a rotation, as ``lock_for_rotation`` found it."""
+
+    id: UUID
+    secret_hash: str
+    previous_expires_at: datetime | None
+    key_is_current: bool
+    """Whether the proposed API key is the client's current one already."""
+
+
+class ApiKeyInUse(Exception):
+    """The API key's hash is stored already (keys are unique across all clients, ever)."""
+
+
+_API_KEY_UNIQUE = "api_keys_key_hash_key"
+
+
+async def _with_new_key(db: Pool | Tx, query: str, *args: object) -> object:
+    """``fetchval`` of a statement that inserts an API key; a key stored before is
+    ``ApiKeyInUse``, not a server error (only a caller proposing its own key can cause it)."""
+    try:
+        return await db.fetchval(query, *args)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == _API_KEY_UNIQUE:
+            raise ApiKeyInUse from None
+        raise
+
+
 def _record(row: asyncpg.Record | None) -> ClientRecord | None:
     if row is None:
         return None
@@ -86,7 +115,8 @@ async def create_client(
     actor: str,
 ) -> bool:
     """Insert the client with its first API key, if any; False when the name is taken."""
-    created: bool = await db.fetchval(
+    created = await _with_new_key(
+        db,
         _Q["create_client"],
         client.id,
         client.name,
@@ -100,7 +130,7 @@ async def create_client(
         client.managed_ref,
         client.status,
     )
-    return created
+    return bool(created)
 
 
 async def client_by_name(db: Pool | Connection, name: str) -> ClientRecord | None:
@@ -132,8 +162,13 @@ async def set_status(
     return bool(row["changed"]), bool(row["found"])
 
 
+async def lock_for_rotation(conn: Tx, name: str, key_hash: bytes) -> RotationTarget | None:
+    row = await conn.fetchrow(_Q["lock_for_rotation"], name, key_hash)
+    return RotationTarget(**dict(row)) if row else None
+
+
 async def rotate_credentials(
-    db: Pool | Connection,
+    db: Pool | Tx,
     name: str,
     secret_hash: str,
     key: NewApiKey,
@@ -141,7 +176,8 @@ async def rotate_credentials(
     overlap_seconds: float,
 ) -> datetime | None:
     """When the replaced secret and keys stop working; None when there is no such client."""
-    ends: datetime | None = await db.fetchval(
+    ends = await _with_new_key(
+        db,
         _Q["rotate_credentials"],
         name,
         secret_hash,
@@ -151,6 +187,7 @@ async def rotate_credentials(
         actor,
         overlap_seconds,
     )
+    assert ends is None or isinstance(ends, datetime)
     return ends
 
 

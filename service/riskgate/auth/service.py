@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -12,7 +13,7 @@ from typing import Generic, TypeVar
 
 from riskgate.auth import credentials, repository
 from riskgate.auth.repository import ClientListing, ClientRecord, ManagedClientView, NewApiKey
-from riskgate.auth.schemas import ManagedClientSpec
+from riskgate.auth.schemas import ManagedClientSpec, ProposedCredentials
 from riskgate.auth.scopes import ADMIN_SCOPE, SCOPES, format_scopes, parse_scopes
 from riskgate.auth.signing import InvalidToken, SigningKeys
 from riskgate.db import Pool
@@ -20,6 +21,7 @@ from riskgate.errors import (
     ClientManagedExternally,
     ClientNameTaken,
     ClientNotFound,
+    CredentialsConflict,
     InvalidField,
     OAuthBusy,
     OAuthInvalidClient,
@@ -29,7 +31,7 @@ from riskgate.errors import (
 )
 from riskgate.observability.metrics import record_rate_limited
 from riskgate.ratelimit.failed_attempts import FailedAttemptLimits
-from riskgate.ratelimit.limiter import RateLimitPolicy
+from riskgate.ratelimit.limiter import API_POLICY_PATTERN, RateLimitPolicy
 
 __all__ = ["ClientNotFound"]  # raised here; the CLI catches it from this module
 
@@ -62,10 +64,40 @@ class IssuedCredentials:
 
 
 @dataclass(frozen=True, slots=True)
+class Pair:
+    """A client secret and an API key the caller generated (see ``ProposedCredentials``)."""
+
+    client_secret: str
+    api_key: str
+
+
+def pair_of(offered: ProposedCredentials | None) -> Pair | None:
+    return None if offered is None else Pair(offered.client_secret, offered.api_key)
+
+
+@dataclass(frozen=True, slots=True)
 class Rotated:
     credentials: IssuedCredentials
     previous_expire_at: datetime | None
     """When the replaced secret and API keys stop working; None: they already have."""
+    rotated: bool = True
+    """False: the proposed pair was the current one already, and nothing changed."""
+
+
+def _key_in_use(field: str) -> CredentialsConflict:
+    return CredentialsConflict(
+        "this API key has been used before; propose a freshly generated one", field=field
+    )
+
+
+async def _same_secret(secret: str, stored_hash: str) -> None:
+    """A repeated rotation must repeat the whole pair: the current key with another secret is
+    a caller's mistake, not a retry."""
+    if not await asyncio.to_thread(credentials.verify_secret, secret, stored_hash):
+        raise CredentialsConflict(
+            "api_key is the client's current key but client_secret is not its current secret",
+            field="credentials.client_secret",
+        )
 
 
 def managed_name(managed_ref: str) -> str:
@@ -199,23 +231,41 @@ class ClientAdmin:
         return changed
 
     async def rotate(
-        self, name: str, *, overlap_seconds: float = 0, managed_ref: str | None = None
+        self,
+        name: str,
+        *,
+        overlap_seconds: float = 0,
+        managed_ref: str | None = None,
+        proposed: Pair | None = None,
     ) -> Rotated:
         """New secret and API key. The current ones keep working for ``overlap_seconds`` (0:
         they stop at once); those an earlier rotation left in their overlap stop now.
 
         ``managed_ref`` is the ApiClient the caller acts for (the admin API); without it, a
-        client managed from Kubernetes is refused.
+        client managed from Kubernetes is refused. ``proposed``: the caller's own new pair
+        instead of generated ones; proposing the current pair again changes nothing, so a
+        caller that lost the answer repeats the call safely. The row lock makes concurrent
+        repeats wait for each other instead of both rotating.
         """
         await self._owned(name, managed_ref)
-        secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
-        secret_hash = await asyncio.to_thread(credentials.hash_secret, secret)
-        ends = await repository.rotate_credentials(
-            self._pool, name, secret_hash, _new_api_key(api_key), self._actor, overlap_seconds
-        )
-        if ends is None:
-            raise ClientNotFound(f"no client named {name!r}")
-        issued = IssuedCredentials(client_id=name, client_secret=secret, api_key=api_key)
+        pair = proposed or Pair(credentials.new_client_secret(), credentials.new_api_key())
+        key = _new_api_key(pair.api_key)
+        secret_hash = await asyncio.to_thread(credentials.hash_secret, pair.client_secret)
+        issued = IssuedCredentials(name, pair.client_secret, pair.api_key)
+        async with self._pool.acquire() as conn, conn.transaction():
+            target = await repository.lock_for_rotation(conn, name, key.hash)
+            if target is None:
+                raise ClientNotFound(f"no client named {name!r}")
+            if target.key_is_current:
+                await _same_secret(pair.client_secret, target.secret_hash)
+                return Rotated(issued, target.previous_expires_at, rotated=False)
+            try:
+                ends = await repository.rotate_credentials(
+                    conn, name, secret_hash, key, self._actor, overlap_seconds
+                )
+            except repository.ApiKeyInUse:
+                raise _key_in_use("credentials.api_key") from None
+        assert ends is not None  # the row is locked: it cannot have gone
         return Rotated(issued, ends if overlap_seconds > 0 else None)
 
     async def _owned(self, name: str, managed_ref: str | None) -> None:
@@ -238,6 +288,8 @@ class Applied:
 
     view: ManagedClientView
     credentials: IssuedCredentials | None
+    generated: bool = True
+    """Whether the service generated ``credentials`` (False: the caller proposed them)."""
 
 
 def _spec_scopes(spec: ManagedClientSpec) -> frozenset[str]:
@@ -250,18 +302,16 @@ def _spec_scopes(spec: ManagedClientSpec) -> frozenset[str]:
     return frozenset(spec.scopes)
 
 
-_MAX_RATE_LIMIT_TEXT = 32
-
-
 def _spec_rate_limit(spec: ManagedClientSpec) -> str | None:
     if spec.rate_limit is None:
         return None
-    if len(spec.rate_limit) > _MAX_RATE_LIMIT_TEXT:
-        raise InvalidField("not a rate limit such as 100/60s", field="rate_limit")
-    try:
-        RateLimitPolicy.parse(spec.rate_limit)
-    except ValueError as exc:
-        raise InvalidField(str(exc), field="rate_limit") from None
+    if not re.fullmatch(API_POLICY_PATTERN, spec.rate_limit):
+        raise InvalidField(
+            "not a rate limit such as 100/60s, 10/s or 5000/1h (at most 9999999 requests; "
+            "windows up to 99999s, 999m, 99h or 5d)",
+            field="rate_limit",
+        )
+    RateLimitPolicy.parse(spec.rate_limit)  # the pattern keeps within what it takes
     return spec.rate_limit
 
 
@@ -294,11 +344,12 @@ class ManagedClients:
             managed_ref=managed_ref,
             status=spec.status,
         )
+        proposed = pair_of(spec.credentials)
         issued = None
         async with self._pool.acquire() as conn, conn.transaction():
             current = await repository.lock_managed_client(conn, managed_ref)
             if current is None:
-                issued = await self._create(conn, wanted, actor)
+                issued = await self._create(conn, wanted, actor, proposed)
             if issued is None:
                 current = current or await repository.lock_managed_client(conn, managed_ref)
                 if current is None:
@@ -311,19 +362,24 @@ class ManagedClients:
                     await repository.update_managed_client(conn, wanted, changed, actor)
             view = await repository.managed_client(conn, managed_ref)
         assert view is not None  # written or locked in this very transaction
-        return Applied(view, issued)
+        return Applied(view, issued, generated=proposed is None)
 
     @staticmethod
     async def _create(
-        conn: repository.Tx, wanted: ClientRecord, actor: str
+        conn: repository.Tx, wanted: ClientRecord, actor: str, proposed: Pair | None
     ) -> IssuedCredentials | None:
-        """Insert ``wanted`` with fresh credentials; None when its name is taken."""
-        secret, api_key = credentials.new_client_secret(), credentials.new_api_key()
-        secret_hash = await asyncio.to_thread(credentials.hash_secret, secret)
+        """Insert ``wanted`` with the proposed or fresh credentials; None when its name is
+        taken."""
+        pair = proposed or Pair(credentials.new_client_secret(), credentials.new_api_key())
+        secret_hash = await asyncio.to_thread(credentials.hash_secret, pair.client_secret)
         client = replace(wanted, secret_hash=secret_hash)
-        if not await repository.create_client(conn, client, _new_api_key(api_key), actor):
-            return None
-        return IssuedCredentials(wanted.name, secret, api_key)
+        try:
+            created = await repository.create_client(
+                conn, client, _new_api_key(pair.api_key), actor
+            )
+        except repository.ApiKeyInUse:
+            raise _key_in_use("credentials.api_key") from None
+        return IssuedCredentials(wanted.name, pair.client_secret, pair.api_key) if created else None
 
     async def get(self, managed_ref: str) -> ManagedClientView:
         view = await repository.managed_client(self._pool, managed_ref)
@@ -337,10 +393,15 @@ class ManagedClients:
         if not await repository.delete_managed_client(self._pool, managed_ref, name, actor):
             raise ClientNotFound(f"no client managed by {managed_ref}")
 
-    async def rotate(self, managed_ref: str, overlap_seconds: float, actor: str) -> Rotated:
+    async def rotate(
+        self, managed_ref: str, overlap_seconds: float, actor: str, proposed: Pair | None = None
+    ) -> Rotated:
         admin = ClientAdmin(self._pool, actor)
         return await admin.rotate(
-            managed_name(managed_ref), overlap_seconds=overlap_seconds, managed_ref=managed_ref
+            managed_name(managed_ref),
+            overlap_seconds=overlap_seconds,
+            managed_ref=managed_ref,
+            proposed=proposed,
         )
 
 

@@ -47,6 +47,7 @@ from riskgate.auth.scopes import ADMIN_SCOPE, SCOPES
 from riskgate.errors import NotFound
 from riskgate.http.problems import OAuthProblem, Problem, problem_slugs
 from riskgate.money import CURRENCIES, exponent
+from riskgate.ratelimit.limiter import API_POLICY_PATTERN
 from riskgate.scoring.schemas import DecisionResponse
 from riskgate.settings import Settings
 from riskgate.transactions.schemas import TransactionResponse
@@ -93,8 +94,6 @@ TAGS: Final = [
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
-RATE_LIMIT_PATTERN: Final = "^[1-9][0-9]{0,8}/([1-9][0-9]{0,5})?[smhd]$"
-"""The rate-limit policies the admin API takes, e.g. ``100/60s`` (a subset of what it parses)."""
 
 IDEMPOTENCY_KEY_PATTERN: Final = "^[\\x21-\\x7e]{1,255}$"
 
@@ -318,7 +317,7 @@ def _refine(components: dict[str, Any]) -> dict[str, Any]:
         grantable = [scope for scope in SCOPES if scope != ADMIN_SCOPE]
         client["scopes"]["items"] = {"type": "string", "enum": grantable}
         client["rate_limit"] = {
-            "anyOf": [{"type": "string", "pattern": RATE_LIMIT_PATTERN}, {"type": "null"}]
+            "anyOf": [{"type": "string", "pattern": API_POLICY_PATTERN}, {"type": "null"}]
         }
     if "TestRequest" in components:
         test = components["TestRequest"]

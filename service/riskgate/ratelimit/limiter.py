@@ -46,6 +46,13 @@ _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _POLICY_TEXT: Final = re.compile(
     r"(?P<limit>[0-9]+)\s*/\s*(?P<count>[0-9]*)\s*(?P<unit>[smhd])", re.ASCII
 )
+API_POLICY_PATTERN: Final = (
+    r"^[1-9][0-9]{0,6}/(?:(?:[1-9][0-9]{0,4})?s|(?:[1-9][0-9]{0,2})?m|(?:[1-9][0-9]?)?h|[1-5]?d)$"
+)
+"""The policies a client can be given over the API (``100/60s``, ``10/s``, ``5000/1h``): a
+subset of what ``RateLimitPolicy.parse`` reads, bounded per unit so that every one it matches is
+within the exact-count bound. So the OpenAPI document and the ApiClient CRD, which state this
+pattern, never allow a policy the service then refuses."""
 # A policy name lands in a Redis key, a metric label and a structured-field string: keep it plain.
 _POLICY_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 
