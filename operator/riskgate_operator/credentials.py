@@ -140,11 +140,11 @@ def overlap_of(record: Record, rotation: Rotation) -> timedelta:
 
 
 def rotate_body(record: Record, overlap: timedelta) -> dict[str, Any]:
+    """POST .../rotate to the pending pair (the same body again changes nothing)."""
     assert record.pending is not None
     return {
-        "client_secret": record.pending.client_secret,
-        "api_key": record.pending.api_key,
         "overlap_seconds": math.ceil(overlap.total_seconds()),
+        "credentials": _wire(record.pending),
     }
 
 
@@ -160,7 +160,11 @@ def spec_body(spec: dict[str, Any]) -> dict[str, Any]:
 def proposal(record: Record) -> dict[str, str] | None:
     """The pair a PUT that creates the client gives it: the pending one, else the current."""
     pair = record.pending or record.current
-    return None if pair is None else {"client_secret": pair.client_secret, "api_key": pair.api_key}
+    return None if pair is None else _wire(pair)
+
+
+def _wire(pair: Pair) -> dict[str, str]:
+    return {"client_secret": pair.client_secret, "api_key": pair.api_key}
 
 
 def record_of(secret: dict[str, Any]) -> Record:

@@ -97,9 +97,11 @@ def test_a_rotation_keeps_the_replaced_pair_for_the_overlap() -> None:
     body = creds.rotate_body(rotating, timedelta(seconds=1.5))
     assert rotating.pending is not None
     assert body == {
-        "client_secret": rotating.pending.client_secret,
-        "api_key": rotating.pending.api_key,
         "overlap_seconds": 2,
+        "credentials": {
+            "client_secret": rotating.pending.client_secret,
+            "api_key": rotating.pending.api_key,
+        },
     }
     assert creds.proposal(rotating) == {
         "client_secret": rotating.pending.client_secret,
