@@ -1,4 +1,5 @@
-"""The operator's world, every part real: the emulated Kubernetes API over HTTP (k8s_emulator),
+"""The operator's world, every part real: the emulated Kubernetes API over HTTP (k8s_emulator)
+with both CRDs,
 kubectl (installed by scripts/install-k8s-tools), `riskgate api` and `riskgate worker` as
 processes on their own database, and `riskgate operator` as a process pointed at both."""
 
@@ -29,7 +30,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from conftest import connect_as_app, fresh_database
 from crd_rules import CRD_FILES, ROOT
 from k8s_emulator import Emulator, PlainJsonServer, kubeconfig
-from riskgate.auth.service import ClientAdmin
+from riskgate.auth.service import ClientAdmin, IssuedCredentials
 from riskgate.dblogin import APP_ROLE
 from riskgate.settings import Settings
 from riskgate_dev.embedded import free_port
@@ -37,6 +38,7 @@ from webhook_receiver import Received, Receiver
 from webhook_support import KEYS, unique_db
 
 WHSUBS = kmock.resource("riskgate.io", "v1alpha1", "webhooksubscriptions")
+APICLIENTS = kmock.resource("riskgate.io", "v1alpha1", "apiclients")
 SECRETS = kmock.resource("", "v1", "secrets")
 EVENTS = kmock.resource("", "v1", "events")
 
@@ -184,15 +186,21 @@ class Stack:
     scorer_key: str
     started: list[Process] = field(default_factory=list)
 
-    def scorer_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.api_url, headers={"X-API-Key": self.scorer_key})
-
     async def managed_count(self, ref: str) -> int:
+        return await self._count(
+            "SELECT count(*) FROM webhook_subscriptions WHERE managed_ref = $1", ref
+        )
+
+    async def live_clients(self, name: str) -> int:
+        """Clients of this name the service has (deleted ones are renamed tombstones)."""
+        return await self._count(
+            "SELECT count(*) FROM clients WHERE name = $1 AND status <> 'deleted'", name
+        )
+
+    async def _count(self, query: str, argument: str) -> int:
         conn = await connect_as_app(self.database_url)
         try:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM webhook_subscriptions WHERE managed_ref = $1", ref
-            )
+            count: int = await conn.fetchval(query, argument)
         finally:
             await conn.close()
         return count
@@ -208,18 +216,26 @@ class Stack:
         return None
 
 
-async def _clients(database_url: str, work: Path) -> tuple[str, str, Path, Path]:
-    """(scorer name, scorer API key, operator client id file, secret file)."""
+async def create_clients(database_url: str, *wanted: tuple[str, str]) -> list[IssuedCredentials]:
+    """Clients made the CLI's way (``ClientAdmin.create``): one per (name, scopes)."""
     pool = await asyncpg.create_pool(
         database_url, min_size=1, max_size=2, server_settings={"role": APP_ROLE}
     )
     try:
         admin = ClientAdmin(pool)  # type: ignore[arg-type]
-        suffix = uuid.uuid4().hex[:6]
-        scorer = await admin.create(f"scorer-{suffix}", "score:write webhooks:read")
-        operator = await admin.create(f"operator-{suffix}", "subscriptions:sync")
+        return [await admin.create(name, scopes) for name, scopes in wanted]
     finally:
         await pool.close()
+
+
+async def _clients(database_url: str, work: Path) -> tuple[str, str, Path, Path]:
+    """(scorer name, scorer API key, operator client id file, secret file)."""
+    suffix = uuid.uuid4().hex[:6]
+    scorer, operator = await create_clients(
+        database_url,
+        (f"scorer-{suffix}", "score:write webhooks:read"),
+        (f"operator-{suffix}", "subscriptions:sync clients:admin"),
+    )
     id_file, secret_file = work / "client-id", work / "client-secret"
     id_file.write_text(operator.client_id + "\n")
     secret_file.write_text(operator.client_secret + "\n")
@@ -298,6 +314,15 @@ def subscription(
     }
 
 
+def api_client(namespace: str, name: str, scopes: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "riskgate.io/v1alpha1",
+        "kind": "ApiClient",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"scopes": scopes, **spec},
+    }
+
+
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
     for found in ((obj or {}).get("status") or {}).get("conditions") or []:
         if found.get("type") == kind:
@@ -336,15 +361,21 @@ def verifies(request: Received, secret: str) -> bool:
     return True
 
 
-async def delivered(stack: Stack, receiver: Receiver) -> Received:
-    """Score once and return the delivery of that decision."""
-    async with stack.scorer_client() as http:
-        decision = await http.post(
-            "/v1/score",
-            json={"event_id": f"ev-{time.monotonic_ns()}", "source": "flight",
-                  "signals": {"delay": 0.9, "weather": 0.9, "geo": 0.9, "payment_anomaly": 1}},
-            headers={"Idempotency-Key": f"k-{time.monotonic_ns()}"},
-        )  # fmt: skip
+async def score(http: httpx.AsyncClient, **headers: str) -> httpx.Response:
+    """One POST /v1/score with ``headers`` (the caller's credential)."""
+    return await http.post(
+        "/v1/score",
+        json={"event_id": f"ev-{time.monotonic_ns()}", "source": "flight",
+              "signals": {"delay": 0.9, "weather": 0.9, "geo": 0.9, "payment_anomaly": 1}},
+        headers={"Idempotency-Key": f"k-{time.monotonic_ns()}", **headers},
+    )  # fmt: skip
+
+
+async def delivered(stack: Stack, receiver: Receiver, api_key: str | None = None) -> Received:
+    """Score once (as the scorer, or as the client of ``api_key``) and return the delivery of
+    that decision."""
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        decision = await score(http, **{"X-API-Key": api_key or stack.scorer_key})
     assert decision.status_code == 201, decision.text
     wanted = decision.json()["id"]
 
