@@ -62,14 +62,19 @@ class ClientReconciler:
             changes.append(Condition("CredentialsReady", False, reason, message))
             outcome.events.append(Event("Warning", reason, message))
             outcome.result, outcome.message = TEMPORARY, message
-            return self._finish(res, outcome, changes, now, None)
+            record = None
         except ApiError as exc:
             # The rotation did not complete: the pending pair is proposed again next time.
             outcome.result, outcome.message = TEMPORARY, exc.message
             outcome.retry_after, outcome.error_class = exc.retry_after, exc.error_class
             outcome.events.append(Event("Warning", "RotationFailed", exc.message))
-        changes.append(_credentials_condition(record, creds.secret_name(res.name, res.spec), now))
-        return self._finish(res, outcome, changes, now, record)
+        if record is not None:
+            name = creds.secret_name(res.name, res.spec)
+            changes.append(_credentials_condition(record, name, now))
+            outcome.next_rotation = _next_rotation(res, record)
+            outcome.status.update(_record_status(res, record, now))
+        settle(res, outcome, changes, now, (conditions.CLIENT_TYPES, conditions.client_ready))
+        return outcome
 
     # --- the Secret -------------------------------------------------------------------------
 
@@ -199,36 +204,25 @@ class ClientReconciler:
             outcome.events.append(Event("Normal", "CredentialsIssued", "credentials issued"))
         return done
 
-    # --- status -----------------------------------------------------------------------------
-
-    def _finish(
-        self,
-        res: Resource,
-        outcome: Outcome,
-        changes: list[Condition],
-        now: datetime,
-        record: Record | None,
-    ) -> Outcome:
-        merged = settle(res, changes, now, conditions.CLIENT_TYPES, conditions.client_ready)
-        outcome.status.update(conditions=merged, observedGeneration=res.generation)
-        if record is None:
-            return outcome
-        rotation = schedule.policy_of(res.spec.get("credentialRotation"))
-        due = None if record.rotated_at is None else record.rotated_at + rotation.every
-        outcome.next_rotation = due
-        outcome.status.update(
-            secretName=creds.secret_name(res.name, res.spec),
-            lastRotationTime=stamp(record.rotated_at),
-            nextRotationTime=stamp(due),
-            previousCredentialsExpireAt=stamp(_overlap_end(record, now)),
-        )
-        return outcome
-
     async def delete(self, res: Resource) -> bool:
         """Remove the service's client; False when it had none. Raises ApiError."""
         gone = await self.api.delete_client(res.namespace, res.name)
         self._memory.forget(res.uid)
         return gone
+
+
+def _next_rotation(res: Resource, record: Record) -> datetime | None:
+    every = schedule.policy_of(res.spec.get("credentialRotation")).every
+    return None if record.rotated_at is None else record.rotated_at + every
+
+
+def _record_status(res: Resource, record: Record, now: datetime) -> dict[str, Any]:
+    return {
+        "secretName": creds.secret_name(res.name, res.spec),
+        "lastRotationTime": stamp(record.rotated_at),
+        "nextRotationTime": stamp(_next_rotation(res, record)),
+        "previousCredentialsExpireAt": stamp(_overlap_end(record, now)),
+    }
 
 
 def _overlap_end(record: Record, now: datetime) -> datetime | None:

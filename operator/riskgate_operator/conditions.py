@@ -66,22 +66,30 @@ def is_true(conditions: list[dict[str, Any]], kind: str) -> bool:
 
 
 def ready(conditions: list[dict[str, Any]], suspended: bool) -> Condition:
-    """Ready: the secret exists and the service has this very spec."""
-    if not is_true(conditions, "SecretReady"):
-        return Condition("Ready", False, "SecretNotReady", "the signing secret is not ready")
-    if not is_true(conditions, "Synced"):
-        return Condition("Ready", False, "NotSynced", "the service does not have this spec yet")
-    if suspended:
-        return Condition("Ready", True, "Suspended", "synced; deliveries are held (suspend)")
-    return Condition("Ready", True, "Ready", "the subscription is live in the service")
+    """A WebhookSubscription is Ready when its secret exists and the service has this very spec
+    (suspended too: deliveries are held, the subscription is in place)."""
+    needs = Condition("SecretReady", False, "SecretNotReady", "the signing secret is not ready")
+    held = Condition("Ready", True, "Suspended", "synced; deliveries are held (suspend)")
+    return _ready(conditions, suspended, needs, held, "the subscription is live in the service")
 
 
 def client_ready(conditions: list[dict[str, Any]], suspended: bool) -> Condition:
-    """An ApiClient is Ready when its Secret holds credentials the service takes right now."""
-    if not is_true(conditions, "CredentialsReady"):
-        return Condition("Ready", False, "CredentialsNotReady", "the credentials are not ready")
+    """An ApiClient is Ready when its Secret holds credentials the service takes right now (not
+    when suspended: they are refused then)."""
+    needs = Condition("CredentialsReady", False, "CredentialsNotReady",
+                      "the credentials are not ready")  # fmt: skip
+    held = Condition("Ready", False, "Suspended", "the client is disabled (suspend)")
+    return _ready(conditions, suspended, needs, held, "the Secret's credentials work")
+
+
+def _ready(
+    conditions: list[dict[str, Any]], suspended: bool, needs: Condition, held: Condition, live: str
+) -> Condition:
+    """Ready from ``needs`` (its type True, else Ready False with its reason) and Synced."""
+    if not is_true(conditions, needs.type):
+        return Condition("Ready", False, needs.reason, needs.message)
     if not is_true(conditions, "Synced"):
         return Condition("Ready", False, "NotSynced", "the service does not have this spec yet")
     if suspended:
-        return Condition("Ready", False, "Suspended", "the client is disabled (suspend)")
-    return Condition("Ready", True, "Ready", "the Secret's credentials work")
+        return held
+    return Condition("Ready", True, "Ready", live)

@@ -155,15 +155,18 @@ class SyncMemory:
 
 def settle(
     res: Resource,
+    outcome: Outcome,
     changes: list[Condition],
     now: datetime,
-    types: tuple[str, ...],
-    ready: Callable[[list[dict[str, Any]], bool], Condition],
-) -> list[dict[str, Any]]:
-    """The resource's whole conditions list: ``changes`` over its status, then Ready."""
+    kind: tuple[tuple[str, ...], Callable[[list[dict[str, Any]], bool], Condition]],
+) -> None:
+    """The resource's whole conditions list into the outcome's status: ``changes`` over its
+    status, then Ready; ``kind``: its condition types and its Ready rule."""
+    types, ready = kind
     merged = conditions.merge(res.status.get("conditions"), changes, res.generation, now, types)
     suspended = bool(res.spec.get("suspend", False))
-    return conditions.merge(merged, [ready(merged, suspended)], res.generation, now, types)
+    merged = conditions.merge(merged, [ready(merged, suspended)], res.generation, now, types)
+    outcome.status.update(conditions=merged, observedGeneration=res.generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,8 +396,7 @@ class Reconciler:
         now: datetime,
         signing: Signing | None,
     ) -> Outcome:
-        merged = settle(res, changes, now, conditions.SUBSCRIPTION_TYPES, conditions.ready)
-        outcome.status.update(conditions=merged, observedGeneration=res.generation)
+        settle(res, outcome, changes, now, (conditions.SUBSCRIPTION_TYPES, conditions.ready))
         if signing is not None:
             outcome.status.update(
                 secretName=signing.secret_name,

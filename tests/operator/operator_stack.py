@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,13 @@ class Cluster:
         if check and process.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {err.decode()}")
         return out.decode() + err.decode()
+
+    async def request_rotation(self, namespace: str, ref: str) -> None:
+        """A new ``riskgate.io/rotate-requested-at`` on ``ref`` (``whsub/NAME``...)."""
+        stamp = datetime.now(UTC).isoformat()
+        await self.kubectl(
+            "annotate", "-n", namespace, ref, f"riskgate.io/rotate-requested-at={stamp}"
+        )
 
     async def apply(self, manifest: dict[str, Any]) -> str:
         return await self.kubectl(
@@ -294,6 +302,15 @@ async def stack(
     finally:
         for process in (operator, worker, api):
             await process.stop()
+
+
+@pytest.fixture
+async def service_back(stack: Stack) -> AsyncIterator[None]:
+    """Whatever a test stops, the next one finds the API and the operator running."""
+    yield
+    for process in (stack.api, stack.operator):
+        if process.popen is None or process.popen.poll() is not None:
+            await process.start()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from operator_stack import (  # noqa: F401  # fixtures
     receiver,
     score,
     secret_value,
+    service_back,
     stack,
     subscription,
     until,
@@ -44,15 +45,6 @@ pytestmark = pytest.mark.slow
 NAMESPACE = "clients"
 ROTATIONS = "riskgate_operator_rotations_total"
 KEYS = ("client_id", "client_secret", "api_key", "token_url", "api_url", "scope")
-
-
-@pytest.fixture
-async def service_back(stack: Stack) -> AsyncIterator[None]:
-    """Whatever a test stops, the next one finds the API and the operator running."""
-    yield
-    for process in (stack.api, stack.operator):
-        if process.popen is None or process.popen.poll() is not None:
-            await process.start()
 
 
 @pytest.fixture
@@ -154,10 +146,7 @@ async def test_apply_rescope_rotate_suspend_and_delete(
     assert listed.status_code == 200, listed.text
 
     # Rotation on demand: both pairs work through the overlap, then only the new one.
-    stamp = datetime.now(UTC).isoformat()
-    await cluster.kubectl(
-        "annotate", "-n", NAMESPACE, f"rgclient/{name}", f"riskgate.io/rotate-requested-at={stamp}"
-    )
+    await cluster.request_rotation(NAMESPACE, f"rgclient/{name}")
     await until(lambda: credentials(cluster, name)["api_key"] != first["api_key"], 20, "rotation")
     second = credentials(cluster, name)
     assert second["client_secret"] != first["client_secret"]
@@ -305,10 +294,7 @@ async def test_operator_killed_with_a_pending_pair_ends_with_one_pair_and_the_ol
 
     # The service goes away; the rotation is written down as a pending pair...
     await stack.api.stop()
-    stamp = datetime.now(UTC).isoformat()
-    await cluster.kubectl(
-        "annotate", "-n", NAMESPACE, f"rgclient/{name}", f"riskgate.io/rotate-requested-at={stamp}"
-    )
+    await cluster.request_rotation(NAMESPACE, f"rgclient/{name}")
     await until(lambda: "pending_api_key" in credentials(cluster, name), 20, "a pending pair")
     pending = credentials(cluster, name)
     assert pending["api_key"] == old["api_key"], "workloads keep the pair that works"

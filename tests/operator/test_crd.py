@@ -30,7 +30,12 @@ GOOD: dict[str, Any] = {
 
 
 def with_spec(**changes: Any) -> dict[str, Any]:
-    obj = copy.deepcopy(GOOD)
+    return changed(GOOD, changes)
+
+
+def changed(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with its spec changed; a None value removes the field."""
+    obj = copy.deepcopy(base)
     obj["spec"].update(changes)
     for key, value in list(obj["spec"].items()):
         if value is None:
@@ -172,12 +177,7 @@ CLIENT: dict[str, Any] = {
 
 
 def client_with(**changes: Any) -> dict[str, Any]:
-    obj = copy.deepcopy(CLIENT)
-    obj["spec"].update(changes)
-    for key, value in list(obj["spec"].items()):
-        if value is None:
-            del obj["spec"][key]
-    return obj
+    return changed(CLIENT, changes)
 
 
 def test_the_apiclient_crd_names_scope_and_columns() -> None:

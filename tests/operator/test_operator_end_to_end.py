@@ -13,8 +13,7 @@ import base64
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psutil
@@ -31,6 +30,7 @@ from operator_stack import (  # noqa: F401  # fixtures
     kubectl_path,
     receiver,
     secret_value,
+    service_back,
     signatures,
     stack,
     subscription,
@@ -45,15 +45,6 @@ E2E = "e2e"
 # Short enough to watch the overlap end; the operator checks every second in these tests.
 ROTATION = {"every": "1h", "overlap": "6s"}
 ROTATIONS = "riskgate_operator_rotations_total"
-
-
-@pytest.fixture
-async def service_back(stack: Stack) -> AsyncIterator[None]:
-    """Whatever a test stops, the next one finds the API and the operator running."""
-    yield
-    for process in (stack.api, stack.operator):
-        if process.popen is None or process.popen.poll() is not None:
-            await process.start()
 
 
 def status_of(cluster: Cluster, name: str, kind: str) -> dict[str, Any] | None:
@@ -123,11 +114,8 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert verifies(one, first)
 
     # Rotation on demand: both secrets sign until the overlap ends.
-    requested = datetime.now(UTC).isoformat()
     started = time.monotonic()
-    await cluster.kubectl(
-        "annotate", "-n", E2E, "whsub/alerts", f"riskgate.io/rotate-requested-at={requested}"
-    )
+    await cluster.request_rotation(E2E, "whsub/alerts")
     rotated = await until(
         lambda: secret_value(cluster.get(SECRETS, E2E, "alerts-webhook-secret") or {},
                              "previous"),
@@ -230,10 +218,7 @@ async def test_operator_killed_mid_rotation_loses_no_secret_and_rotates_once(
 
     # The service goes away; the rotation is written to the Secret, its sync cannot happen...
     await stack.api.stop()
-    stamp = datetime.now(UTC).isoformat()
-    await cluster.kubectl(
-        "annotate", "-n", NAMESPACE, f"whsub/{name}", f"riskgate.io/rotate-requested-at={stamp}"
-    )
+    await cluster.request_rotation(NAMESPACE, f"whsub/{name}")
     await until(
         lambda: secret_value(cluster.get(SECRETS, NAMESPACE, secret_name) or {}, "previous"),
         20,
