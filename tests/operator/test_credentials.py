@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from riskgate_operator import conditions, kube
+from riskgate_operator import conditions, kube, metrics
 from riskgate_operator import credentials as creds
 from riskgate_operator.conditions import Condition
 from riskgate_operator.credentials import Record
@@ -173,3 +173,19 @@ def test_an_apiclient_is_ready_when_its_credentials_work(
     assert [c["type"] for c in merged] == ["Ready", "CredentialsReady", "Synced"]
     ready = conditions.client_ready(merged, suspended)
     assert (ready.status, ready.reason) == (status, reason)
+
+
+def test_every_operator_series_exists_for_both_kinds_from_the_start() -> None:
+    samples = {
+        (s.name, s.labels.get("kind"))
+        for family in metrics.REGISTRY.collect()
+        for s in family.samples
+        if "kind" in s.labels
+    }
+    for name in (
+        "riskgate_operator_reconciles_total",
+        "riskgate_operator_rotations_total",
+        "riskgate_operator_sync_errors_total",
+        "riskgate_operator_managed_resources",
+    ):
+        assert {(name, kind) for kind in ("WebhookSubscription", "ApiClient")} <= samples, name
