@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -106,10 +107,12 @@ async def test_apply_rescope_rotate_suspend_and_delete(
 ) -> None:
     name = "shop"
     rotation = {"every": "1h", "overlap": "6s"}
+    started = time.monotonic()
     await cluster.apply(api_client(NAMESPACE, name, ["score:write"], credentialRotation=rotation))
     await cluster.kubectl(
         "wait", "-n", NAMESPACE, "--for=condition=Ready", f"rgclient/{name}", "--timeout=30s"
     )
+    apply_to_ready = time.monotonic() - started
     resource = cluster.get(APICLIENTS, NAMESPACE, name)
     assert resource is not None
     secret = cluster.get(SECRETS, NAMESPACE, "shop-riskgate-credentials")
@@ -146,8 +149,10 @@ async def test_apply_rescope_rotate_suspend_and_delete(
     assert listed.status_code == 200, listed.text
 
     # Rotation on demand: both pairs work through the overlap, then only the new one.
+    started = time.monotonic()
     await cluster.request_rotation(NAMESPACE, f"rgclient/{name}")
     await until(lambda: credentials(cluster, name)["api_key"] != first["api_key"], 20, "rotation")
+    rotation_in_secret = time.monotonic() - started
     second = credentials(cluster, name)
     assert second["client_secret"] != first["client_secret"]
     assert "pending_api_key" not in second
@@ -183,6 +188,11 @@ async def test_apply_rescope_rotate_suspend_and_delete(
     assert cluster.get(APICLIENTS, NAMESPACE, name) is None
     assert await stack.live_clients(f"{NAMESPACE}.{name}") == 0
     assert await works(http, second) == (False, False)
+    report = {
+        "apply_to_ready_seconds": round(apply_to_ready, 2),
+        "rotation_request_to_new_pair_in_secret_seconds": round(rotation_in_secret, 2),
+    }
+    print(f"\napiclient e2e measurements: {json.dumps(report)}")
 
 
 async def _granted(http: httpx.AsyncClient, pair: dict[str, str], scope: str) -> str | None:
