@@ -30,6 +30,11 @@ from riskgate_operator.reconcile import (
 KIND = metrics.CLIENT
 
 
+class PairTaken(Exception):
+    """The service refuses to create the client with the Secret's pair (it had it before, e.g.
+    the client was deleted there): a fresh pair is needed."""
+
+
 class ClientReconciler:
     def __init__(
         self,
@@ -52,7 +57,11 @@ class ClientReconciler:
         try:
             found, record = await self._secret(res)
             found, record = await self._plan_rotation(res, found, record, now)
-            synced = await self._sync(res, record, outcome, changes)
+            try:
+                synced = await self._sync(res, record, outcome, changes)
+            except PairTaken:
+                found, record = await self._reissue(res, found, record, outcome)
+                synced = await self._sync(res, record, outcome, changes)
             if synced is not None:
                 view, created = synced
                 outcome.status["clientId"] = view.get("client_id")
@@ -111,6 +120,16 @@ class ClientReconciler:
         record = creds.proposed(record, trigger, requested)
         return await self._write(res, found, record), record
 
+    async def _reissue(
+        self, res: Resource, found: dict[str, Any], record: Record, outcome: Outcome
+    ) -> tuple[dict[str, Any], Record]:
+        """A fresh pair written down as pending, for the PUT that recreates the client."""
+        requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+        record = creds.proposed(record, creds.HEAL, requested)
+        text = "riskgate had no client for this ApiClient; recreating it with a new pair"
+        outcome.events.append(Event("Warning", "ClientRecreated", text))
+        return await self._write(res, found, record), record
+
     async def _write(self, res: Resource, found: dict[str, Any], record: Record) -> dict[str, Any]:
         """The whole record in one update, only over the version read."""
         data, notes = creds.secret_fields(record, self._shown(res))
@@ -140,6 +159,8 @@ class ClientReconciler:
             body["credentials"] = creds.proposal(record)
             view, created = await self.api.apply_client(res.namespace, res.name, body)
         except ApiError as exc:
+            if exc.reason == "CredentialsConflict" and record.pending is None:
+                raise PairTaken from None
             self._memory.failed(res.uid, wanted, exc, outcome, changes)
             return None
         self._memory.synced(res.uid, wanted)

@@ -31,7 +31,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from conftest import connect_as_app, fresh_database
 from crd_rules import CRD_FILES, ROOT
 from k8s_emulator import Emulator, PlainJsonServer, kubeconfig
-from riskgate.auth.service import ClientAdmin, IssuedCredentials
+from riskgate.auth.service import ClientAdmin, IssuedCredentials, ManagedClients
 from riskgate.dblogin import APP_ROLE
 from riskgate.settings import Settings
 from riskgate_dev.embedded import free_port
@@ -204,6 +204,28 @@ class Stack:
         return await self._count(
             "SELECT count(*) FROM clients WHERE name = $1 AND status <> 'deleted'", name
         )
+
+    async def lose_client(self, managed_ref: str) -> None:
+        """The service forgets a managed client (as after a restore from an older backup)."""
+        pool = await asyncpg.create_pool(
+            self.database_url, min_size=1, max_size=1, server_settings={"role": APP_ROLE}
+        )
+        try:
+            await ManagedClients(pool).delete(managed_ref, "operator:test")  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+
+    async def lose_keys(self, name: str) -> None:
+        """The service no longer has the client's API keys (a restore from an older backup)."""
+        conn = await connect_as_app(self.database_url)
+        try:
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE client_ref = "
+                "(SELECT id FROM clients WHERE name = $1)",
+                name,
+            )
+        finally:
+            await conn.close()
 
     async def _count(self, query: str, argument: str) -> int:
         conn = await connect_as_app(self.database_url)

@@ -5,7 +5,8 @@ Scopes follow the spec; a rotation keeps both pairs working through its overlap,
 new one; suspend, unsuspend and delete take effect on the credentials. Refusals: the CRD's
 (unknown scope, bad rate limit), the service's (a client name too long, a name a CLI-made
 client holds). A WebhookSubscription naming an ApiClient delivers its decisions. And the operator
-killed between writing a pending pair and proposing it: one working pair, the old one kept."""
+killed between writing a pending pair and proposing it: one working pair, the old one kept; a
+client or key the service lost is healed."""
 
 from __future__ import annotations
 
@@ -325,3 +326,34 @@ async def test_operator_killed_with_a_pending_pair_ends_with_one_pair_and_the_ol
     assert await works(http, old) == (True, True), "the old pair works through its overlap"
     status = (cluster.get(APICLIENTS, NAMESPACE, name) or {})["status"]
     assert status["previousCredentialsExpireAt"]
+
+
+async def test_a_client_or_key_the_service_lost_is_healed(
+    cluster: Cluster, stack: Stack, http: httpx.AsyncClient
+) -> None:
+    name = "phoenix"
+    await cluster.apply(api_client(NAMESPACE, name, ["score:write"]))
+    await wait_client(cluster, name, "Ready", "True")
+    kept = credentials(cluster, name)
+
+    # The client is gone from the service (deleted there; its old key stays on record, so the
+    # service will not take that pair again): recreated with a new pair.
+    await stack.lose_client(f"{NAMESPACE}/{name}")
+    assert await works(http, kept) == (False, False)
+    await until(lambda: cluster.events(NAMESPACE, "ClientRecreated"), 20, "ClientRecreated")
+    await until(lambda: credentials(cluster, name)["api_key"] != kept["api_key"], 20, "a new pair")
+    recreated = credentials(cluster, name)
+    assert "pending_api_key" not in recreated
+    assert await works(http, recreated) == (True, True)
+    assert await stack.live_clients(f"{NAMESPACE}.{name}") == 1
+
+    # Its keys are gone: a new pair at once, no overlap (the old one works nowhere).
+    await stack.lose_keys(f"{NAMESPACE}.{name}")
+    await until(
+        lambda: credentials(cluster, name)["api_key"] != recreated["api_key"], 20, "a new pair"
+    )
+    await until(lambda: cluster.events(NAMESPACE, "CredentialsHealed"), 10, "CredentialsHealed")
+    healed = credentials(cluster, name)
+    assert "pending_api_key" not in healed
+    assert await works(http, healed) == (True, True)
+    await wait_client(cluster, name, "Ready", "True")
