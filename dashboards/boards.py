@@ -413,7 +413,7 @@ def operator(config: Config) -> dict[str, Any]:
             unit="ops",
         ),
         graph(
-            "Secret rotations by trigger",
+            "Credential rotations by trigger",
             q(
                 hourly(scoped("riskgate_operator_rotations_total"), "kind, trigger"),
                 "{{kind}} {{trigger}} per hour",
@@ -421,7 +421,7 @@ def operator(config: Config) -> dict[str, Any]:
         ),
         graph(
             "Time to next rotation",
-            q(f"{due} - time()", "{{namespace}}/{{name}}"),
+            q(f"{due} - time()", "{{kind}} {{namespace}}/{{name}}"),
             unit="s",
             description="Below zero: overdue; RiskgateSecretRotationOverdue fires past "
             f"-{config.rotation_overdue_seconds} s.",
@@ -434,7 +434,7 @@ def operator(config: Config) -> dict[str, Any]:
     return board(
         "riskgate-operator",
         "riskgate / Operator",
-        "The riskgate operator: reconciles, errors, secret rotations and managed resources.",
+        "The riskgate operator: reconciles, errors, credential rotations and managed resources.",
         panels,
         metric="riskgate_operator_managed_resources",
     )

@@ -261,14 +261,14 @@ def _operator_alerts(config: Config) -> list[Rule]:
         ),
         alert(
             "RiskgateSecretRotationOverdue",
-            f"time() - max by (namespace, name) (riskgate_operator_next_rotation_timestamp_seconds)"
-            f" > {overdue}",
+            "time() - max by (kind, namespace, name) "
+            f"(riskgate_operator_next_rotation_timestamp_seconds) > {overdue}",
             for_="5m",
             severity="warning",
-            summary="Webhook signing secret rotation is overdue",
+            summary="Credential rotation is overdue",
             description=(
-                "The signing secret of {{ $labels.namespace }}/{{ $labels.name }} was due for "
-                f"rotation more than {overdue // 60} minutes ago and has not rotated."
+                "The credentials of {{ $labels.kind }} {{ $labels.namespace }}/{{ $labels.name }} "
+                f"were due for rotation more than {overdue // 60} minutes ago and have not rotated."
             ),
         ),
     ]

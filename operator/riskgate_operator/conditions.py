@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-TYPES = ("Ready", "SecretReady", "Synced", "DeliveryHealthy")
+SUBSCRIPTION_TYPES = ("Ready", "SecretReady", "Synced", "DeliveryHealthy")
+"""A WebhookSubscription's conditions, in the order they are listed."""
+CLIENT_TYPES = ("Ready", "CredentialsReady", "Synced")
+"""An ApiClient's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +30,15 @@ def merge(
     changes: list[Condition],
     generation: int,
     now: datetime,
+    types: tuple[str, ...] = SUBSCRIPTION_TYPES,
 ) -> list[dict[str, Any]]:
-    """The full list: ``changes`` applied over ``existing``; ``lastTransitionTime`` moves only
-    when a condition's status changes. Types not yet known are Unknown."""
+    """The full list of ``types``: ``changes`` applied over ``existing``; ``lastTransitionTime``
+    moves only when a condition's status changes. Types not yet known are Unknown."""
     old = {c.get("type"): c for c in existing or []}
     new = {c.type: c for c in changes}
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     result = []
-    for kind in TYPES:
+    for kind in types:
         before = old.get(kind)
         if kind not in new:
             if before is not None:
@@ -62,11 +66,30 @@ def is_true(conditions: list[dict[str, Any]], kind: str) -> bool:
 
 
 def ready(conditions: list[dict[str, Any]], suspended: bool) -> Condition:
-    """Ready: the secret exists and the service has this very spec."""
-    if not is_true(conditions, "SecretReady"):
-        return Condition("Ready", False, "SecretNotReady", "the signing secret is not ready")
+    """A WebhookSubscription is Ready when its secret exists and the service has this very spec
+    (suspended too: deliveries are held, the subscription is in place)."""
+    needs = Condition("SecretReady", False, "SecretNotReady", "the signing secret is not ready")
+    held = Condition("Ready", True, "Suspended", "synced; deliveries are held (suspend)")
+    return _ready(conditions, suspended, needs, held, "the subscription is live in the service")
+
+
+def client_ready(conditions: list[dict[str, Any]], suspended: bool) -> Condition:
+    """An ApiClient is Ready when its Secret holds credentials the service takes right now (not
+    when suspended: they are refused then)."""
+    needs = Condition("CredentialsReady", False, "CredentialsNotReady",
+                      "the credentials are not ready")  # fmt: skip
+    held = Condition("Ready", False, "Suspended", "the client is disabled (suspend)")
+    return _ready(conditions, suspended, needs, held, "the Secret's credentials work")
+
+
+def _ready(
+    conditions: list[dict[str, Any]], suspended: bool, needs: Condition, held: Condition, live: str
+) -> Condition:
+    """Ready from ``needs`` (its type True, else Ready False with its reason) and Synced."""
+    if not is_true(conditions, needs.type):
+        return Condition("Ready", False, needs.reason, needs.message)
     if not is_true(conditions, "Synced"):
         return Condition("Ready", False, "NotSynced", "the service does not have this spec yet")
     if suspended:
-        return Condition("Ready", True, "Suspended", "synced; deliveries are held (suspend)")
-    return Condition("Ready", True, "Ready", "the subscription is live in the service")
+        return held
+    return Condition("Ready", True, "Ready", live)

@@ -6,18 +6,18 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
 from riskgate_operator import metrics
 from riskgate_operator.api import ApiError
 from riskgate_operator.kube import GROUP, VERSION
-from riskgate_operator.reconcile import TEMPORARY, Reconciler, Resource, backoff
+from riskgate_operator.reconcile import TEMPORARY, Outcome, Resource, backoff
 from riskgate_operator.settings import OperatorSettings
 
-PLURAL = "webhooksubscriptions"
 # Not "riskgate.io": kopf's diff-base ignores annotations under its own prefix, and
 # riskgate.io/rotate-requested-at must count as a change.
 KOPF_PREFIX = "kopf.riskgate.io"
@@ -55,16 +55,46 @@ def _post(body: Any, outcome_events: list[Any]) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-def build_registry(settings: OperatorSettings, reconciler: Reconciler) -> kopf.OperatorRegistry:
+class Reconciles(Protocol):
+    """A kind's reconciler: plain async functions of the resource."""
+
+    async def reconcile(self, res: Resource) -> Outcome: ...
+
+    async def delete(self, res: Resource) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    kind: str
+    plural: str
+    reconciler: Reconciles
+    removed: str
+    """The Event's message once the service no longer has it."""
+
+
+def build_registry(settings: OperatorSettings, *watched: Watched) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    # One lock per resource (uids are unique across kinds): never two rounds of one at once.
     locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-    resource = (GROUP, VERSION, PLURAL)
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings)
 
     kopf.on.login(registry=registry)(login)
+    for one in watched:
+        _watch(registry, settings, one, locks)
+    return registry
+
+
+def _watch(
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    watched: Watched,
+    locks: defaultdict[str, asyncio.Lock],
+) -> None:
+    """Resume/create/update, a timer and delete for one kind, around its reconciler."""
+    resource, kind, reconciler = (GROUP, VERSION, watched.plural), watched.kind, watched.reconciler
 
     async def reconcile(body: Any, patch: kopf.Patch, retry: int) -> None:
         res = Resource.of(body)
@@ -74,17 +104,17 @@ def build_registry(settings: OperatorSettings, reconciler: Reconciler) -> kopf.O
         except Exception as exc:
             # Anything unforeseen (the Kubernetes API away, a 5xx from it): temporary, with the
             # same capped backoff rather than kopf's fixed 60 s.
-            log.exception("reconciling %s/%s failed", res.namespace, res.name)
-            metrics.reconciled(TEMPORARY)
+            log.exception("reconciling %s %s/%s failed", kind, res.namespace, res.name)
+            metrics.reconciled(TEMPORARY, kind)
             raise kopf.TemporaryError(repr(exc), delay=backoff(retry)) from exc
         patch.status.update(outcome.status)
         _post(body, outcome.events)
         next_due = outcome.next_rotation.timestamp() if outcome.next_rotation else None
-        metrics.track(res.uid, res.namespace, res.name, next_due)
+        metrics.track(kind, res.uid, res.namespace, res.name, next_due)
         if outcome.result is not None:
-            metrics.reconciled(outcome.result)
+            metrics.reconciled(outcome.result, kind)
         if outcome.error_class is not None:
-            metrics.sync_failed(outcome.error_class)
+            metrics.sync_failed(outcome.error_class, kind)
         if outcome.result == TEMPORARY:
             raise kopf.TemporaryError(outcome.message, delay=backoff(retry, outcome.retry_after))
 
@@ -104,23 +134,21 @@ def build_registry(settings: OperatorSettings, reconciler: Reconciler) -> kopf.O
 
     @kopf.on.delete(*resource, registry=registry)
     async def remove(body: Any, retry: int, **_: Any) -> None:
-        """The finalizer holds the resource until the service no longer has the subscription."""
+        """The finalizer holds the resource until the service no longer has it."""
         res = Resource.of(body)
         try:
             async with locks[res.uid]:
                 await reconciler.delete(res)
         except ApiError as exc:
-            metrics.sync_failed(exc.error_class)
+            metrics.sync_failed(exc.error_class, kind)
             if exc.temporary:
-                metrics.reconciled(TEMPORARY)
+                metrics.reconciled(TEMPORARY, kind)
                 message = f"deleting from riskgate: {exc.message}; retrying"
                 kopf.event(body, type="Warning", reason="DeleteFailed", message=message)
                 raise kopf.TemporaryError(message, delay=backoff(retry, exc.retry_after)) from None
             # Another client syncs it: it was never ours to delete. Say so, then let go.
             kopf.event(body, type="Warning", reason="DeleteRefused", message=exc.message)
         locks.pop(res.uid, None)
-        metrics.forget(res.uid, res.namespace, res.name)
-        metrics.reconciled("success")
-        kopf.event(body, type="Normal", reason="Deleted", message="subscription removed")
-
-    return registry
+        metrics.forget(kind, res.uid, res.namespace, res.name)
+        metrics.reconciled("success", kind)
+        kopf.event(body, type="Normal", reason="Deleted", message=watched.removed)

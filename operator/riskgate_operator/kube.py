@@ -1,5 +1,5 @@
-"""The Secrets the operator owns or reads, through lightkube (Kubernetes' Secret API), and the
-mapping between a Secret and the rotation state it records."""
+"""The Secrets the operator owns or reads and the ApiClients it resolves, through lightkube, and
+the mapping between a WebhookSubscription's Secret and the rotation state it records."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from lightkube import ApiError as KubeApiError
 from lightkube import AsyncClient
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
@@ -18,6 +19,7 @@ from riskgate_operator.schedule import SecretState
 GROUP = "riskgate.io"
 VERSION = "v1alpha1"
 KIND = "WebhookSubscription"
+CLIENT_KIND = "ApiClient"
 CURRENT_KEY = "secret"
 PREVIOUS_KEY = "previous"
 ROTATED_AT = f"{GROUP}/rotated-at"
@@ -25,57 +27,56 @@ PREVIOUS_EXPIRES_AT = f"{GROUP}/previous-expires-at"
 ROTATION_REQUEST = f"{GROUP}/rotation-request"
 ROTATE_REQUESTED_AT = f"{GROUP}/rotate-requested-at"
 MANAGED_BY = "riskgate-operator"
+ApiClient = create_namespaced_resource(GROUP, VERSION, CLIENT_KIND, "apiclients")
 
 
 def owned_secret_name(resource_name: str) -> str:
     return f"{resource_name}-webhook-secret"
 
 
-def _stamp(moment: datetime) -> str:
+def stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _moment(text: str | None) -> datetime | None:
+def moment(text: str | None) -> datetime | None:
     return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _decode(data: dict[str, str], key: str) -> str | None:
+def decode(data: dict[str, str], key: str) -> str | None:
     value = data.get(key)
     return None if value is None else base64.b64decode(value).decode()
 
 
-def _encode(value: str) -> str:
-    return base64.b64encode(value.encode()).decode()
+def encode(value: str | None) -> str | None:
+    """Base64 for a Secret's data; None stays None (a merge patch deletes the key)."""
+    return None if value is None else base64.b64encode(value.encode()).decode()
 
 
 def state_of(secret: dict[str, Any]) -> SecretState | None:
     """The rotation state an owned Secret records; None if it holds no usable secret."""
     data = secret.get("data") or {}
     notes = (secret.get("metadata") or {}).get("annotations") or {}
-    current = _decode(data, CURRENT_KEY)
-    rotated_at = _moment(notes.get(ROTATED_AT))
+    current = decode(data, CURRENT_KEY)
+    rotated_at = moment(notes.get(ROTATED_AT))
     if current is None or rotated_at is None:
         return None
     return SecretState(
         current=current,
         rotated_at=rotated_at,
-        previous=_decode(data, PREVIOUS_KEY),
-        previous_expires_at=_moment(notes.get(PREVIOUS_EXPIRES_AT)),
+        previous=decode(data, PREVIOUS_KEY),
+        previous_expires_at=moment(notes.get(PREVIOUS_EXPIRES_AT)),
         handled_request=notes.get(ROTATION_REQUEST) or None,
     )
 
 
 def _state_fields(state: SecretState) -> tuple[dict[str, str | None], dict[str, str | None]]:
     """(data, annotations) of ``state``; None values delete keys in a merge patch."""
-    data = {
-        CURRENT_KEY: _encode(state.current),
-        PREVIOUS_KEY: None if state.previous is None else _encode(state.previous),
-    }
+    data = {CURRENT_KEY: encode(state.current), PREVIOUS_KEY: encode(state.previous)}
     notes = {
-        ROTATED_AT: _stamp(state.rotated_at),
+        ROTATED_AT: stamp(state.rotated_at),
         PREVIOUS_EXPIRES_AT: None
         if state.previous_expires_at is None
-        else _stamp(state.previous_expires_at),
+        else stamp(state.previous_expires_at),
         ROTATION_REQUEST: state.handled_request,
     }
     return data, notes
@@ -86,27 +87,27 @@ class Owner:
     namespace: str
     name: str
     uid: str
+    kind: str = KIND
 
 
-def owned_secret(owner: Owner, state: SecretState) -> dict[str, Any]:
-    """A new owned Secret: garbage-collected with its WebhookSubscription."""
-    data, notes = _state_fields(state)
+def new_secret(
+    owner: Owner, name: str, data: dict[str, str | None], notes: dict[str, str | None]
+) -> dict[str, Any]:
+    """A new Secret owned by ``owner`` (garbage-collected with it), labelled managed-by."""
+    label = {KIND: f"{GROUP}/webhook-subscription", CLIENT_KIND: f"{GROUP}/api-client"}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
-            "name": owned_secret_name(owner.name),
+            "name": name,
             "namespace": owner.namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": MANAGED_BY,
-                f"{GROUP}/webhook-subscription": owner.name,
-            },
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, label[owner.kind]: owner.name},
             "annotations": {k: v for k, v in notes.items() if v is not None},
             "ownerReferences": [
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
+                    "kind": owner.kind,
                     "name": owner.name,
                     "uid": owner.uid,
                     "controller": True,
@@ -118,9 +119,27 @@ def owned_secret(owner: Owner, state: SecretState) -> dict[str, Any]:
     }
 
 
+def owned_secret(owner: Owner, state: SecretState) -> dict[str, Any]:
+    """A WebhookSubscription's new signing Secret."""
+    data, notes = _state_fields(state)
+    return new_secret(owner, owned_secret_name(owner.name), data, notes)
+
+
+def owned_by(secret: dict[str, Any], uid: str) -> bool:
+    refs = (secret.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)
+
+
 def state_patch(state: SecretState, resource_version: str) -> dict[str, Any]:
     """A merge patch writing ``state`` in one update, only over the version it was planned on."""
     data, notes = _state_fields(state)
+    return merge_patch(data, notes, resource_version)
+
+
+def merge_patch(
+    data: dict[str, str | None], notes: dict[str, str | None], resource_version: str
+) -> dict[str, Any]:
+    """Data and annotations in one update, only over the version they were planned on."""
     return {"metadata": {"resourceVersion": resource_version, "annotations": notes}, "data": data}
 
 
@@ -129,6 +148,8 @@ class Conflict(Exception):
 
 
 class SecretsApi:
+    """Secrets (read, created, patched) and ApiClients (read) in Kubernetes."""
+
     def __init__(self, client: AsyncClient | None = None) -> None:
         self._client = client
 
@@ -139,13 +160,7 @@ class SecretsApi:
         return self._client
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            found = await self._kube().get(Secret, name, namespace=namespace)
-        except KubeApiError as exc:
-            if exc.status.code == 404:
-                return None
-            raise
-        return dict(found.to_dict())
+        return await self._read(Secret, namespace, name)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -166,6 +181,19 @@ class SecretsApi:
                 raise Conflict(name) from None
             raise
         return dict(patched.to_dict())
+
+    async def api_client(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """An ApiClient resource (a WebhookSubscription names it); None when there is none."""
+        return await self._read(ApiClient, namespace, name)
+
+    async def _read(self, kind: Any, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = await self._kube().get(kind, name, namespace=namespace)
+        except KubeApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return dict(found.to_dict())
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -15,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from riskgate_operator import metrics
 from riskgate_operator.api import RiskgateApi
-from riskgate_operator.handlers import build_registry
+from riskgate_operator.clients import ClientReconciler
+from riskgate_operator.handlers import Watched, build_registry
 from riskgate_operator.kube import SecretsApi
 from riskgate_operator.reconcile import Reconciler
 from riskgate_operator.settings import OperatorSettings, SettingsError
@@ -60,7 +61,13 @@ def _probe_app(ready: asyncio.Event, reactor: asyncio.Task[None]) -> web.Applica
 async def run(settings: OperatorSettings) -> None:
     api = RiskgateApi(settings.api_url, settings.client_credentials)
     secrets = SecretsApi()
-    registry = build_registry(settings, Reconciler(api, secrets))
+    registry = build_registry(
+        settings,
+        Watched(metrics.SUBSCRIPTION, "webhooksubscriptions", Reconciler(api, secrets),
+                "subscription removed"),
+        Watched(metrics.CLIENT, "apiclients",
+                ClientReconciler(api, secrets, settings.workload_api_url), "client removed"),
+    )  # fmt: skip
     ready = asyncio.Event()
     # One replica (Deployment strategy Recreate), so no peering between operators is needed.
     reactor = asyncio.create_task(

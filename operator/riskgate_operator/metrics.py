@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created
 # The operator is its own process: no *_created series beside each counter.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
-KIND = "WebhookSubscription"
+SUBSCRIPTION, CLIENT = "WebhookSubscription", "ApiClient"
+KINDS = (SUBSCRIPTION, CLIENT)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 RECONCILES = Counter(
@@ -20,7 +21,7 @@ RECONCILES = Counter(
 )
 ROTATIONS = Counter(
     "riskgate_operator_rotations_total",
-    "Signing-secret rotations by trigger (schedule, annotation).",
+    "Credential rotations (signing secrets, API client pairs) by trigger (schedule, annotation).",
     ["kind", "trigger"],
     registry=REGISTRY,
 )
@@ -32,8 +33,8 @@ SYNC_ERRORS = Counter(
 )
 NEXT_ROTATION = Gauge(
     "riskgate_operator_next_rotation_timestamp_seconds",
-    "Unix time the next secret rotation of a resource is due.",
-    ["namespace", "name"],
+    "Unix time the next credential rotation of a resource is due.",
+    ["kind", "namespace", "name"],
     registry=REGISTRY,
 )
 MANAGED = Gauge(
@@ -44,44 +45,45 @@ MANAGED = Gauge(
 )
 
 # Pre-create every bounded series, so dashboards and alerts see zeros rather than gaps.
-for _result in ("success", "temporary_error", "permanent_error"):
-    RECONCILES.labels(KIND, _result)
-for _trigger in ("schedule", "annotation"):
-    ROTATIONS.labels(KIND, _trigger)
-for _class in ("temporary", "permanent"):
-    SYNC_ERRORS.labels(KIND, _class)
-MANAGED.labels(KIND).set(0)
+for _kind in KINDS:
+    for _result in ("success", "temporary_error", "permanent_error"):
+        RECONCILES.labels(_kind, _result)
+    for _trigger in ("schedule", "annotation"):
+        ROTATIONS.labels(_kind, _trigger)
+    for _class in ("temporary", "permanent"):
+        SYNC_ERRORS.labels(_kind, _class)
+    MANAGED.labels(_kind).set(0)
 
-_managed: set[str] = set()
-
-
-def reconciled(result: str) -> None:
-    RECONCILES.labels(KIND, result).inc()
+_managed: dict[str, set[str]] = {kind: set() for kind in KINDS}
 
 
-def rotated(trigger: str) -> None:
-    ROTATIONS.labels(KIND, trigger).inc()
+def reconciled(result: str, kind: str = SUBSCRIPTION) -> None:
+    RECONCILES.labels(kind, result).inc()
 
 
-def sync_failed(error_class: str) -> None:
-    SYNC_ERRORS.labels(KIND, error_class).inc()
+def rotated(trigger: str, kind: str = SUBSCRIPTION) -> None:
+    ROTATIONS.labels(kind, trigger).inc()
 
 
-def track(uid: str, namespace: str, name: str, next_rotation: float | None) -> None:
-    _managed.add(uid)
-    MANAGED.labels(KIND).set(len(_managed))
+def sync_failed(error_class: str, kind: str = SUBSCRIPTION) -> None:
+    SYNC_ERRORS.labels(kind, error_class).inc()
+
+
+def track(kind: str, uid: str, namespace: str, name: str, next_rotation: float | None) -> None:
+    _managed[kind].add(uid)
+    MANAGED.labels(kind).set(len(_managed[kind]))
     if next_rotation is None:
-        _forget_rotation(namespace, name)
+        _forget_rotation(kind, namespace, name)
     else:
-        NEXT_ROTATION.labels(namespace, name).set(next_rotation)
+        NEXT_ROTATION.labels(kind, namespace, name).set(next_rotation)
 
 
-def forget(uid: str, namespace: str, name: str) -> None:
-    _managed.discard(uid)
-    MANAGED.labels(KIND).set(len(_managed))
-    _forget_rotation(namespace, name)
+def forget(kind: str, uid: str, namespace: str, name: str) -> None:
+    _managed[kind].discard(uid)
+    MANAGED.labels(kind).set(len(_managed[kind]))
+    _forget_rotation(kind, namespace, name)
 
 
-def _forget_rotation(namespace: str, name: str) -> None:
+def _forget_rotation(kind: str, namespace: str, name: str) -> None:
     with contextlib.suppress(KeyError):
-        NEXT_ROTATION.remove(namespace, name)
+        NEXT_ROTATION.remove(kind, namespace, name)

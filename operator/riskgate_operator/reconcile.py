@@ -48,11 +48,13 @@ class Resource:
     spec: dict[str, Any]
     annotations: dict[str, str]
     status: dict[str, Any]
+    kind: str = kube.KIND
 
     @classmethod
     def of(cls, body: Any) -> Resource:
         meta = body["metadata"]
         return cls(
+            kind=str(body.get("kind") or kube.KIND),
             namespace=meta["namespace"],
             name=meta["name"],
             uid=meta["uid"],
@@ -64,7 +66,7 @@ class Resource:
 
     @property
     def owner(self) -> kube.Owner:
-        return kube.Owner(self.namespace, self.name, self.uid)
+        return kube.Owner(self.namespace, self.name, self.uid, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +90,83 @@ class Outcome:
     """``temporary`` or ``permanent`` when a call to the service failed."""
 
 
-class SecretProblem(Exception):
+class Problem(Exception):
+    """Something in Kubernetes is not as the spec needs it (yet): a condition's reason."""
+
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class SecretProblem(Problem):
+    """The Secret to sign with (or to hold credentials) is missing, invalid or not ours."""
+
+
+class ClientsUnresolved(Problem):
+    """An ApiClient named in spec.apiClients does not exist or has no client yet."""
+
+
+class SyncMemory:
+    """What the service has for each resource (by uid) and what it refused: in memory, so
+    after a restart every resource is synced once more (the PUTs are idempotent)."""
+
+    def __init__(self) -> None:
+        self._synced: dict[str, str] = {}
+        self._refused: dict[str, tuple[str, Condition]] = {}
+
+    def refusal(self, uid: str, wanted: str) -> Condition | None:
+        """The condition of this very spec's refusal, if the service refused it."""
+        refused = self._refused.get(uid)
+        return refused[1] if refused is not None and refused[0] == wanted else None
+
+    def has(self, uid: str, wanted: str) -> bool:
+        return self._synced.get(uid) == wanted
+
+    def synced(self, uid: str, wanted: str) -> None:
+        self._synced[uid] = wanted
+        self._refused.pop(uid, None)
+
+    def failed(
+        self, uid: str, wanted: str, exc: ApiError, outcome: Outcome, changes: list[Condition]
+    ) -> None:
+        """A failed call: temporary (retried with backoff), or a refusal, permanent until the
+        spec changes (its event posted once)."""
+        outcome.message, outcome.retry_after = exc.message, exc.retry_after
+        outcome.error_class = exc.error_class
+        known = self.refusal(uid, wanted)
+        if exc.temporary:
+            outcome.result = TEMPORARY
+            changes.append(Condition("Synced", False, exc.reason, exc.message))
+            outcome.events.append(Event("Warning", "SyncFailed", exc.message))
+        elif known is None:
+            condition = Condition("Synced", False, exc.reason, exc.message)
+            self._refused[uid] = (wanted, condition)
+            outcome.result = PERMANENT
+            changes.append(condition)
+            outcome.events.append(Event("Warning", "SyncRefused", exc.message))
+        else:
+            changes.append(known)
+
+    def forget(self, uid: str) -> None:
+        self._synced.pop(uid, None)
+        self._refused.pop(uid, None)
+
+
+def settle(
+    res: Resource,
+    outcome: Outcome,
+    changes: list[Condition],
+    now: datetime,
+    kind: tuple[tuple[str, ...], Callable[[list[dict[str, Any]], bool], Condition]],
+) -> None:
+    """The resource's whole conditions list into the outcome's status: ``changes`` over its
+    status, then Ready; ``kind``: its condition types and its Ready rule."""
+    types, ready = kind
+    merged = conditions.merge(res.status.get("conditions"), changes, res.generation, now, types)
+    suspended = bool(res.spec.get("suspend", False))
+    merged = conditions.merge(merged, [ready(merged, suspended)], res.generation, now, types)
+    outcome.status.update(conditions=merged, observedGeneration=res.generation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +190,13 @@ def valid_secret(value: str) -> bool:
     return len(raw) >= 24
 
 
-def sync_body(spec: dict[str, Any], signing: Signing) -> dict[str, Any]:
-    """The service's view of the spec (PUT /v1/webhooks/managed-subscriptions/...)."""
+def sync_body(spec: dict[str, Any], signing: Signing, clients: list[str]) -> dict[str, Any]:
+    """The service's view of the spec (PUT /v1/webhooks/managed-subscriptions/...), with
+    ``clients`` the client ids of spec.clients and of the ApiClients spec.apiClients names."""
     return {
         "url": spec["url"],
         "event_types": sorted(set(spec["eventTypes"])),
-        "clients": sorted(set(spec["clients"])),
+        "clients": sorted(set(clients)),
         "actions": sorted(set(spec.get("actions") or [])),
         "paused": bool(spec.get("suspend", False)),
         "secrets": [{"value": v, "expires_at": stamp(e)} for v, e in signing.secrets],
@@ -175,14 +250,10 @@ class Reconciler:
         self.api = api
         self.secrets = secrets
         self._clock = clock
-        # What the service has for each resource (by uid) and what it refused: in memory, so
-        # after a restart every resource is synced once more (the PUT is idempotent).
-        self._synced: dict[str, str] = {}
-        self._refused: dict[str, tuple[str, Condition]] = {}
+        self._memory = SyncMemory()
 
     def forget(self, uid: str) -> None:
-        self._synced.pop(uid, None)
-        self._refused.pop(uid, None)
+        self._memory.forget(uid)
 
     # --- the signing secret ----------------------------------------------------------------
 
@@ -217,7 +288,7 @@ class Reconciler:
     ) -> Signing:
         name = kube.owned_secret_name(res.name)
         found = await self.secrets.get(res.namespace, name)
-        if found is not None and not _owned_by(found, res.uid):
+        if found is not None and not kube.owned_by(found, res.uid):
             raise SecretProblem(
                 "SecretConflict", f"Secret {name} exists and is not owned by this resource"
             )
@@ -254,53 +325,67 @@ class Reconciler:
             return self._finish(res, outcome, changes, now, None)
         changes.append(Condition("SecretReady", True, "SecretReady", _secret_message(signing)))
         outcome.next_rotation = signing.next_rotation
-        found = await self._sync(res, signing, outcome, changes)
+        try:
+            clients = await self._clients(res)
+        except ClientsUnresolved as exc:
+            changes.append(Condition("Synced", False, exc.reason, exc.message))
+            events.append(Event("Warning", exc.reason, exc.message))
+            outcome.result, outcome.message = TEMPORARY, exc.message
+            return self._finish(res, outcome, changes, now, signing)
+        found = await self._sync(res, signing, clients, outcome, changes)
         if found is not None:
             changes.append(delivery_condition(found))
             outcome.status["delivery"] = delivery_status(found)
             outcome.status["subscriptionId"] = found.get("id")
         return self._finish(res, outcome, changes, now, signing)
 
+    async def _clients(self, res: Resource) -> list[str]:
+        """spec.clients and the client ids of the ApiClients named in spec.apiClients."""
+        ids = list(res.spec.get("clients") or [])
+        for name in res.spec.get("apiClients") or []:
+            found = await self.secrets.api_client(res.namespace, name)
+            if found is None:
+                raise ClientsUnresolved("ApiClientNotFound", f"ApiClient {name} does not exist")
+            status = found.get("status") or {}
+            if not status.get("clientId") or not conditions.is_true(
+                status.get("conditions") or [], "Synced"
+            ):
+                text = f"ApiClient {name} has no client in riskgate yet"
+                raise ClientsUnresolved("ApiClientNotReady", text)
+            ids.append(str(status["clientId"]))
+        return ids
+
     async def _sync(
-        self, res: Resource, signing: Signing, outcome: Outcome, changes: list[Condition]
+        self,
+        res: Resource,
+        signing: Signing,
+        clients: list[str],
+        outcome: Outcome,
+        changes: list[Condition],
     ) -> dict[str, Any] | None:
         """Bring the service's copy up to date; its representation with delivery health."""
-        body = sync_body(res.spec, signing)
+        body = sync_body(res.spec, signing, clients)
         wanted = fingerprint(body)
-        refused = self._refused.get(res.uid)
         try:
-            if refused is not None and refused[0] == wanted:
+            refused = self._memory.refusal(res.uid, wanted)
+            if refused is not None:
                 # Refused before: nothing to try until the spec changes. The condition is said
                 # again, as this reconciliation may have started from an older status.
                 outcome.result = None
-                changes.append(refused[1])
+                changes.append(refused)
                 return await self.api.get(res.namespace, res.name)
-            if self._synced.get(res.uid) == wanted:
+            if self._memory.has(res.uid, wanted):
                 found = await self.api.get(res.namespace, res.name)
                 if found is not None:
                     changes.append(Condition("Synced", True, "Synced", "the service has this spec"))
                     return found
             await self.api.sync(res.namespace, res.name, body)
-            self._synced[res.uid] = wanted
-            self._refused.pop(res.uid, None)
+            self._memory.synced(res.uid, wanted)
             changes.append(Condition("Synced", True, "Synced", "the service has this spec"))
             outcome.events.append(Event("Normal", "Synced", "subscription synced to riskgate"))
             return await self.api.get(res.namespace, res.name)
         except ApiError as exc:
-            outcome.message, outcome.retry_after = exc.message, exc.retry_after
-            outcome.error_class = exc.error_class
-            if exc.temporary:
-                outcome.result = TEMPORARY
-                changes.append(Condition("Synced", False, exc.reason, exc.message))
-                outcome.events.append(Event("Warning", "SyncFailed", exc.message))
-            elif refused is None or refused[0] != wanted:
-                condition = Condition("Synced", False, exc.reason, exc.message)
-                self._refused[res.uid] = (wanted, condition)
-                outcome.result = PERMANENT
-                changes.append(condition)
-                outcome.events.append(Event("Warning", "SyncRefused", exc.message))
-            else:
-                changes.append(refused[1])
+            self._memory.failed(res.uid, wanted, exc, outcome, changes)
             return None
 
     def _finish(
@@ -311,12 +396,7 @@ class Reconciler:
         now: datetime,
         signing: Signing | None,
     ) -> Outcome:
-        merged = conditions.merge(res.status.get("conditions"), changes, res.generation, now)
-        suspended = bool(res.spec.get("suspend", False))
-        merged = conditions.merge(
-            merged, [conditions.ready(merged, suspended)], res.generation, now
-        )
-        outcome.status.update(conditions=merged, observedGeneration=res.generation)
+        settle(res, outcome, changes, now, (conditions.SUBSCRIPTION_TYPES, conditions.ready))
         if signing is not None:
             outcome.status.update(
                 secretName=signing.secret_name,
@@ -331,11 +411,6 @@ class Reconciler:
         gone = await self.api.delete(res.namespace, res.name)
         self.forget(res.uid)
         return gone
-
-
-def _owned_by(secret: dict[str, Any], uid: str) -> bool:
-    refs = (secret.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid for r in refs)
 
 
 def _signing_of(

@@ -41,16 +41,21 @@ class Rotation:
     overlap: timedelta
 
 
-def rotation_of(spec: dict[str, object]) -> Rotation | None:
-    """The spec's rotation policy, with the CRD's defaults; None for a secret brought along."""
-    if spec.get("secretRef"):
-        return None
-    policy = spec.get("secretRotation") or {}
+def policy_of(policy: object) -> Rotation:
+    """A rotation policy object (``{every, overlap}``), with the CRDs' defaults."""
+    policy = policy or {}
     assert isinstance(policy, dict)
     return Rotation(
         every=parse_duration(str(policy.get("every", DEFAULT_EVERY))),
         overlap=parse_duration(str(policy.get("overlap", DEFAULT_OVERLAP))),
     )
+
+
+def rotation_of(spec: dict[str, object]) -> Rotation | None:
+    """The spec's rotation policy, with the CRD's defaults; None for a secret brought along."""
+    if spec.get("secretRef"):
+        return None
+    return policy_of(spec.get("secretRotation"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,32 +85,45 @@ class Plan:
 def plan(
     state: SecretState | None, rotation: Rotation, requested: str | None, now: datetime
 ) -> Plan:
-    """What the owned Secret needs now.
-
-    A rotation due while a previous secret still overlaps waits until that overlap ends:
-    rotating then would drop the previous secret before the time its receivers were promised.
-    """
+    """What the owned Secret needs now (a rotation due during an overlap waits: see ``due``)."""
     if state is None:
         return Plan(Step.CREATE)
-    overlapping = state.previous is not None and not _expired(state, now)
-    trigger = _rotation_trigger(state, rotation, requested, now)
-    if trigger is not None and not overlapping:
+    overlap_until = state.previous_expires_at if state.previous is not None else None
+    trigger = due(Clock(state.rotated_at, state.handled_request, overlap_until), rotation,
+                  requested, now)  # fmt: skip
+    if trigger is not None:
         return Plan(Step.ROTATE, trigger)
-    if state.previous is not None and not overlapping:
+    if state.previous is not None and not overlapping(overlap_until, now):
         return Plan(Step.DROP_PREVIOUS)
     return Plan(Step.KEEP)
 
 
-def _expired(state: SecretState, now: datetime) -> bool:
-    return state.previous_expires_at is None or now >= state.previous_expires_at
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """What any rotated credential records about its rotation (a signing secret, an API
+    client's pair): the common ground of the planning below."""
+
+    rotated_at: datetime
+    handled_request: str | None
+    """The ``riskgate.io/rotate-requested-at`` value the latest rotation answered."""
+    overlap_until: datetime | None
+    """When the credential replaced last stops working beside the current one."""
 
 
-def _rotation_trigger(
-    state: SecretState, rotation: Rotation, requested: str | None, now: datetime
-) -> str | None:
-    if requested and requested != state.handled_request:
+def overlapping(overlap_until: datetime | None, now: datetime) -> bool:
+    return overlap_until is not None and now < overlap_until
+
+
+def due(clock: Clock, rotation: Rotation, requested: str | None, now: datetime) -> str | None:
+    """The trigger of a rotation due now (``annotation`` or ``schedule``), or None.
+
+    Never while the replaced credential still overlaps: rotating then would cut it before the
+    time its users were promised (it would wait for the overlap's end)."""
+    if overlapping(clock.overlap_until, now):
+        return None
+    if requested and requested != clock.handled_request:
         return "annotation"
-    if now >= next_rotation(state, rotation):
+    if now >= clock.rotated_at + rotation.every:
         return "schedule"
     return None
 

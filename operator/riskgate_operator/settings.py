@@ -32,6 +32,9 @@ class OperatorSettings:
     rotation_check_seconds: float = 60.0
     """``RISKGATE_OPERATOR_ROTATION_CHECK_SECONDS``: how often each resource is re-checked
     (rotation due, overlap over, delivery health)."""
+    workload_api_url: str = ""
+    """``RISKGATE_OPERATOR_WORKLOAD_API_URL``: the base URL workloads reach the service at,
+    written into each ApiClient's Secret (``api_url``, ``token_url``); empty: ``api_url``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -40,8 +43,9 @@ class OperatorSettings:
         def get(name: str) -> str:
             return values.get(PREFIX + name, "").strip()
 
+        api_url = _api_url("API_URL", get("API_URL"))
         return cls(
-            api_url=_api_url(get("API_URL")),
+            api_url=api_url,
             client_id_file=_file("CLIENT_ID_FILE", get("CLIENT_ID_FILE")),
             client_secret_file=_file("CLIENT_SECRET_FILE", get("CLIENT_SECRET_FILE")),
             namespaces=tuple(n.strip() for n in get("NAMESPACES").split(",") if n.strip()),
@@ -49,6 +53,7 @@ class OperatorSettings:
             rotation_check_seconds=_number(
                 "ROTATION_CHECK_SECONDS", get("ROTATION_CHECK_SECONDS") or "60", float, 0.5, 3600
             ),
+            workload_api_url=_api_url("WORKLOAD_API_URL", get("WORKLOAD_API_URL") or api_url),
         )
 
     def client_credentials(self) -> tuple[str, str]:
@@ -59,10 +64,10 @@ class OperatorSettings:
         )
 
 
-def _api_url(value: str) -> str:
+def _api_url(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"{PREFIX}API_URL must be an http(s) base URL, got {value!r}")
+        raise SettingsError(f"{PREFIX}{name} must be an http(s) base URL, got {value!r}")
     return value.rstrip("/")
 
 

@@ -143,6 +143,12 @@ def test_operator_is_a_single_recreated_replica_with_its_settings() -> None:
     assert env["RISKGATE_OPERATOR_API_URL"]["value"] == "http://riskgate-api:8000"
     assert env["RISKGATE_OPERATOR_NAMESPACES"]["value"] == ""
     assert env["RISKGATE_OPERATOR_PORT"]["value"] == "8080"
+    # Written into ApiClient Secrets: workloads in other namespaces need the namespaced name.
+    workload_url = env["RISKGATE_OPERATOR_WORKLOAD_API_URL"]["value"]
+    assert workload_url == "http://riskgate-api.riskgate.svc:8000"
+    mine = render(MINIMAL, sets=["operator.workloadApiUrl=https://riskgate.example.com"])
+    mine_env = _env(containers(named(mine, "Deployment", "-operator"))[0])
+    assert mine_env["RISKGATE_OPERATOR_WORKLOAD_API_URL"]["value"] == "https://riskgate.example.com"
     assert {
         "RISKGATE_OPERATOR_CLIENT_ID_FILE",
         "RISKGATE_OPERATOR_CLIENT_SECRET_FILE",
@@ -160,7 +166,7 @@ def test_migration_hook_runs_migrate_then_ensures_the_clients() -> None:
     assert owner == {"name": "riskgate-database", "key": "migration-database-url"}
     ensured = {c["args"][3]: c["args"][5] for c in spec["containers"]}
     assert ensured == {
-        "riskgate-operator": "subscriptions:sync",
+        "riskgate-operator": "subscriptions:sync clients:admin",
         "checkout": "score:write events:read",
     }
     assert all(c["args"][:2] == ["clients", "ensure"] for c in spec["containers"])
@@ -336,6 +342,8 @@ def test_operator_rbac_is_cluster_wide_only_without_namespaces() -> None:
         by_resource = {r: rule["verbs"] for rule in _rules(doc) for r in rule["resources"]}
         assert by_resource["webhooksubscriptions"] == ["get", "list", "watch", "patch"]
         assert by_resource["webhooksubscriptions/status"] == ["patch"]
+        assert by_resource["apiclients"] == ["get", "list", "watch", "patch"]
+        assert by_resource["apiclients/status"] == ["patch"]
         # What the operator uses (README, "Managing subscriptions from Kubernetes").
         assert by_resource["secrets"] == ["get", "create", "patch"]
         assert by_resource["events"] == ["create"]
@@ -469,3 +477,4 @@ def test_notes_tell_the_user_what_to_do_next(tmp_path: Path) -> None:
     notes = _rendered_notes(tmp_path, MINIMAL)
     assert "kubectl -n riskgate port-forward svc/riskgate-api 8000" in notes
     assert "helm test riskgate" in notes
+    assert "kubectl get whsub,rgclient -A" in notes

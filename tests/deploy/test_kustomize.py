@@ -80,13 +80,13 @@ def test_example_resources_match_the_crd_schema() -> None:
         jsonschema.validate(doc, schemas[(doc["apiVersion"], doc["kind"])])
 
 
-def test_the_crd_schema_refuses_a_broken_example() -> None:
-    (schema,) = _crd_schemas().values()
-    broken = {
-        "apiVersion": "riskgate.io/v1alpha1",
-        "kind": "WebhookSubscription",
-        "spec": {"url": 1},
-    }
+@pytest.mark.parametrize(
+    ("kind", "spec"),
+    [("WebhookSubscription", {"url": 1}), ("ApiClient", {"scopes": "score:write"})],
+)
+def test_the_crd_schema_refuses_a_broken_example(kind: str, spec: Doc) -> None:
+    schema = _crd_schemas()[("riskgate.io/v1alpha1", kind)]
+    broken = {"apiVersion": "riskgate.io/v1alpha1", "kind": kind, "spec": spec}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
 

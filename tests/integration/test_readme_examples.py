@@ -56,6 +56,7 @@ SKIPPED: dict[str, str] = {
     "skaffold dev": "needs a cluster and runs until Ctrl-C",
     "kubectl apply -f k8s/examples/webhooksubscription.yaml": "needs a cluster with the operator",
     "kubectl -n payments annotate": "needs a cluster with the operator",
+    "kubectl apply -f k8s/examples/apiclient.yaml": "needs a cluster with the operator",
 }
 
 Output = str

@@ -1,4 +1,4 @@
-"""What the API server does with a WebhookSubscription before the operator sees it, done here:
+"""What the API server does with our custom resources before the operator sees them, done here:
 structural defaults, the openAPIV3Schema (jsonschema) and the CEL rules (x-kubernetes-validations,
 evaluated with the `cel` library, plus our own implementation of the Kubernetes extension
 function the rules use: ``isURL``)."""
@@ -16,17 +16,21 @@ import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD_FILE = ROOT / "charts/riskgate/files/crds/webhooksubscriptions.riskgate.io.yaml"
+CRD_DIR = ROOT / "charts/riskgate/files/crds"
+CRD_FILE = CRD_DIR / "webhooksubscriptions.riskgate.io.yaml"
+CLIENT_CRD_FILE = CRD_DIR / "apiclients.riskgate.io.yaml"
+CRD_FILES = (CLIENT_CRD_FILE, CRD_FILE)
+_BY_KIND = {"WebhookSubscription": CRD_FILE, "ApiClient": CLIENT_CRD_FILE}
 
 
 @cache
-def crd() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(CRD_FILE.read_text())
+def crd(path: Path = CRD_FILE) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
     return loaded
 
 
-def openapi_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+def openapi_schema(path: Path = CRD_FILE) -> dict[str, Any]:
+    schema: dict[str, Any] = crd(path)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
 
@@ -70,10 +74,17 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def _cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[str]:
+def _cel_errors(schema: dict[str, Any], value: Any, path: str, old: Any = None) -> list[str]:
+    """The CEL rules' refusals; transition rules (those reading ``oldSelf``) only on an update
+    whose old object has this field, as on a real server."""
     errors = []
     for rule in schema.get("x-kubernetes-validations") or []:
-        context = cel.Context(variables={"self": value}, functions={"isURL": is_url})
+        variables = {"self": value}
+        if "oldSelf" in rule["rule"]:
+            if old is None:
+                continue
+            variables["oldSelf"] = old
+        context = cel.Context(variables=variables, functions={"isURL": is_url})
         try:
             passed = cel.evaluate(rule["rule"], context)
         except Exception as exc:  # a rule that cannot evaluate refuses, as the server does
@@ -83,16 +94,23 @@ def _cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[str]:
     if isinstance(value, dict):
         for name, sub in (schema.get("properties") or {}).items():
             if name in value:
-                errors += _cel_errors(sub, value[name], f"{path}.{name}")
+                before = old.get(name) if isinstance(old, dict) else None
+                errors += _cel_errors(sub, value[name], f"{path}.{name}", before)
     return errors
 
 
-def admit(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """(the object with defaults, what the API server would refuse it for), by the CRD file."""
-    return admit_with(openapi_schema(), obj)
+def admit(
+    obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """(the object with defaults, what the API server would refuse it for), by its kind's CRD
+    file; ``old``: the object this one updates."""
+    schema = openapi_schema(_BY_KIND[obj.get("kind", "WebhookSubscription")])
+    return admit_with(schema, obj, old)
 
 
-def admit_with(schema: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def admit_with(
+    schema: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The same by a given openAPIV3Schema (the emulator's, from the CRD applied to it)."""
     defaulted = apply_defaults(schema, copy.deepcopy(obj))
     validator = jsonschema.Draft7Validator(_as_json_schema(schema))
@@ -101,5 +119,6 @@ def admit_with(schema: dict[str, Any], obj: dict[str, Any]) -> tuple[dict[str, A
         for e in validator.iter_errors(defaulted)
     ]
     if not errors:  # CEL runs only on objects that passed the schema, as on a real server
-        errors = _cel_errors(schema, defaulted, "")
+        before = None if old is None else apply_defaults(schema, copy.deepcopy(old))
+        errors = _cel_errors(schema, defaulted, "", before)
     return defaulted, errors

@@ -126,11 +126,13 @@ class Emulator(kmock.KubernetesEmulator):
         )
         return obj
 
-    def _admit(self, resource: Any, obj: dict[str, Any]) -> dict[str, Any]:
+    def _admit(
+        self, resource: Any, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         schema = self._schemas.get(resource)
         if schema is None:
             return obj
-        defaulted, errors = admit_with(schema, obj)
+        defaulted, errors = admit_with(schema, obj, old)
         if errors:
             raise Invalid(status=422, reason="Invalid", message="; ".join(errors), details={})
         return defaulted
@@ -229,7 +231,7 @@ class Emulator(kmock.KubernetesEmulator):
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if new == current:
             return  # a no-op patch changes nothing, not even the resourceVersion
-        new = self._admit(request.resource, new)
+        new = self._admit(request.resource, new, current)
         if new.get("spec") != current.get("spec"):
             new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
         new["metadata"]["resourceVersion"] = self._next_version()

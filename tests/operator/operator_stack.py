@@ -1,4 +1,5 @@
-"""The operator's world, every part real: the emulated Kubernetes API over HTTP (k8s_emulator),
+"""The operator's world, every part real: the emulated Kubernetes API over HTTP (k8s_emulator)
+with both CRDs,
 kubectl (installed by scripts/install-k8s-tools), `riskgate api` and `riskgate worker` as
 processes on their own database, and `riskgate operator` as a process pointed at both."""
 
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from conftest import connect_as_app, fresh_database
-from crd_rules import CRD_FILE, ROOT
+from crd_rules import CRD_FILES, ROOT
 from k8s_emulator import Emulator, PlainJsonServer, kubeconfig
-from riskgate.auth.service import ClientAdmin
+from riskgate.auth.service import ClientAdmin, IssuedCredentials, ManagedClients
 from riskgate.dblogin import APP_ROLE
 from riskgate.settings import Settings
 from riskgate_dev.embedded import free_port
@@ -37,6 +39,7 @@ from webhook_receiver import Received, Receiver
 from webhook_support import KEYS, unique_db
 
 WHSUBS = kmock.resource("riskgate.io", "v1alpha1", "webhooksubscriptions")
+APICLIENTS = kmock.resource("riskgate.io", "v1alpha1", "apiclients")
 SECRETS = kmock.resource("", "v1", "secrets")
 EVENTS = kmock.resource("", "v1", "events")
 
@@ -85,6 +88,13 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)}: {err.decode()}")
         return out.decode() + err.decode()
 
+    async def request_rotation(self, namespace: str, ref: str) -> None:
+        """A new ``riskgate.io/rotate-requested-at`` on ``ref`` (``whsub/NAME``...)."""
+        stamp = datetime.now(UTC).isoformat()
+        await self.kubectl(
+            "annotate", "-n", namespace, ref, f"riskgate.io/rotate-requested-at={stamp}"
+        )
+
     async def apply(self, manifest: dict[str, Any]) -> str:
         return await self.kubectl(
             "apply", "--validate=false", "-f", "-", stdin=json.dumps(manifest)
@@ -117,7 +127,8 @@ async def cluster(
         made = Cluster(emulator, config, kubectl_path, work / "kube-cache", port)
         await made.start_server()
         try:
-            await made.kubectl("apply", "--validate=false", "-f", str(CRD_FILE))
+            files = [arg for path in CRD_FILES for arg in ("-f", str(path))]
+            await made.kubectl("apply", "--validate=false", *files)
             yield made
         finally:
             await made.stop_server()
@@ -183,15 +194,43 @@ class Stack:
     scorer_key: str
     started: list[Process] = field(default_factory=list)
 
-    def scorer_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.api_url, headers={"X-API-Key": self.scorer_key})
-
     async def managed_count(self, ref: str) -> int:
+        return await self._count(
+            "SELECT count(*) FROM webhook_subscriptions WHERE managed_ref = $1", ref
+        )
+
+    async def live_clients(self, name: str) -> int:
+        """Clients of this name the service has (deleted ones are renamed tombstones)."""
+        return await self._count(
+            "SELECT count(*) FROM clients WHERE name = $1 AND status <> 'deleted'", name
+        )
+
+    async def lose_client(self, managed_ref: str) -> None:
+        """The service forgets a managed client (as after a restore from an older backup)."""
+        pool = await asyncpg.create_pool(
+            self.database_url, min_size=1, max_size=1, server_settings={"role": APP_ROLE}
+        )
+        try:
+            await ManagedClients(pool).delete(managed_ref, "operator:test")  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+
+    async def lose_keys(self, name: str) -> None:
+        """The service no longer has the client's API keys (a restore from an older backup)."""
         conn = await connect_as_app(self.database_url)
         try:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM webhook_subscriptions WHERE managed_ref = $1", ref
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE client_ref = "
+                "(SELECT id FROM clients WHERE name = $1)",
+                name,
             )
+        finally:
+            await conn.close()
+
+    async def _count(self, query: str, argument: str) -> int:
+        conn = await connect_as_app(self.database_url)
+        try:
+            count: int = await conn.fetchval(query, argument)
         finally:
             await conn.close()
         return count
@@ -207,18 +246,26 @@ class Stack:
         return None
 
 
-async def _clients(database_url: str, work: Path) -> tuple[str, str, Path, Path]:
-    """(scorer name, scorer API key, operator client id file, secret file)."""
+async def create_clients(database_url: str, *wanted: tuple[str, str]) -> list[IssuedCredentials]:
+    """Clients made the CLI's way (``ClientAdmin.create``): one per (name, scopes)."""
     pool = await asyncpg.create_pool(
         database_url, min_size=1, max_size=2, server_settings={"role": APP_ROLE}
     )
     try:
         admin = ClientAdmin(pool)  # type: ignore[arg-type]
-        suffix = uuid.uuid4().hex[:6]
-        scorer = await admin.create(f"scorer-{suffix}", "score:write webhooks:read")
-        operator = await admin.create(f"operator-{suffix}", "subscriptions:sync")
+        return [await admin.create(name, scopes) for name, scopes in wanted]
     finally:
         await pool.close()
+
+
+async def _clients(database_url: str, work: Path) -> tuple[str, str, Path, Path]:
+    """(scorer name, scorer API key, operator client id file, secret file)."""
+    suffix = uuid.uuid4().hex[:6]
+    scorer, operator = await create_clients(
+        database_url,
+        (f"scorer-{suffix}", "score:write webhooks:read"),
+        (f"operator-{suffix}", "subscriptions:sync clients:admin"),
+    )
     id_file, secret_file = work / "client-id", work / "client-secret"
     id_file.write_text(operator.client_id + "\n")
     secret_file.write_text(operator.client_secret + "\n")
@@ -280,6 +327,15 @@ async def stack(
 
 
 @pytest.fixture
+async def service_back(stack: Stack) -> AsyncIterator[None]:
+    """Whatever a test stops, the next one finds the API and the operator running."""
+    yield
+    for process in (stack.api, stack.operator):
+        if process.popen is None or process.popen.poll() is not None:
+            await process.start()
+
+
+@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     server = await Receiver().start()
     yield server
@@ -294,6 +350,15 @@ def subscription(
         "kind": "WebhookSubscription",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"url": url, "eventTypes": ["decision.created"], "clients": clients, **spec},
+    }
+
+
+def api_client(namespace: str, name: str, scopes: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "riskgate.io/v1alpha1",
+        "kind": "ApiClient",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"scopes": scopes, **spec},
     }
 
 
@@ -335,15 +400,21 @@ def verifies(request: Received, secret: str) -> bool:
     return True
 
 
-async def delivered(stack: Stack, receiver: Receiver) -> Received:
-    """Score once and return the delivery of that decision."""
-    async with stack.scorer_client() as http:
-        decision = await http.post(
-            "/v1/score",
-            json={"event_id": f"ev-{time.monotonic_ns()}", "source": "flight",
-                  "signals": {"delay": 0.9, "weather": 0.9, "geo": 0.9, "payment_anomaly": 1}},
-            headers={"Idempotency-Key": f"k-{time.monotonic_ns()}"},
-        )  # fmt: skip
+async def score(http: httpx.AsyncClient, **headers: str) -> httpx.Response:
+    """One POST /v1/score with ``headers`` (the caller's credential)."""
+    return await http.post(
+        "/v1/score",
+        json={"event_id": f"ev-{time.monotonic_ns()}", "source": "flight",
+              "signals": {"delay": 0.9, "weather": 0.9, "geo": 0.9, "payment_anomaly": 1}},
+        headers={"Idempotency-Key": f"k-{time.monotonic_ns()}", **headers},
+    )  # fmt: skip
+
+
+async def delivered(stack: Stack, receiver: Receiver, api_key: str | None = None) -> Received:
+    """Score once (as the scorer, or as the client of ``api_key``) and return the delivery of
+    that decision."""
+    async with httpx.AsyncClient(base_url=stack.api_url) as http:
+        decision = await score(http, **{"X-API-Key": api_key or stack.scorer_key})
     assert decision.status_code == 201, decision.text
     wanted = decision.json()["id"]
 

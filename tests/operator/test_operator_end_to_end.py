@@ -13,8 +13,7 @@ import base64
 import json
 import signal
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psutil
@@ -31,6 +30,7 @@ from operator_stack import (  # noqa: F401  # fixtures
     kubectl_path,
     receiver,
     secret_value,
+    service_back,
     signatures,
     stack,
     subscription,
@@ -45,15 +45,6 @@ E2E = "e2e"
 # Short enough to watch the overlap end; the operator checks every second in these tests.
 ROTATION = {"every": "1h", "overlap": "6s"}
 ROTATIONS = "riskgate_operator_rotations_total"
-
-
-@pytest.fixture
-async def service_back(stack: Stack) -> AsyncIterator[None]:
-    """Whatever a test stops, the next one finds the API and the operator running."""
-    yield
-    for process in (stack.api, stack.operator):
-        if process.popen is None or process.popen.poll() is not None:
-            await process.start()
 
 
 def status_of(cluster: Cluster, name: str, kind: str) -> dict[str, Any] | None:
@@ -107,7 +98,10 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert status["lastRotationTime"]
     assert status["nextRotationTime"]
     due_at = await stack.metric(
-        "riskgate_operator_next_rotation_timestamp_seconds", namespace=E2E, name="alerts"
+        "riskgate_operator_next_rotation_timestamp_seconds",
+        kind="WebhookSubscription",
+        namespace=E2E,
+        name="alerts",
     )
     assert due_at is not None
     assert abs(due_at - datetime.fromisoformat(status["nextRotationTime"]).timestamp()) < 1
@@ -120,11 +114,8 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert verifies(one, first)
 
     # Rotation on demand: both secrets sign until the overlap ends.
-    requested = datetime.now(UTC).isoformat()
     started = time.monotonic()
-    await cluster.kubectl(
-        "annotate", "-n", E2E, "whsub/alerts", f"riskgate.io/rotate-requested-at={requested}"
-    )
+    await cluster.request_rotation(E2E, "whsub/alerts")
     rotated = await until(
         lambda: secret_value(cluster.get(SECRETS, E2E, "alerts-webhook-secret") or {},
                              "previous"),
@@ -162,7 +153,7 @@ async def test_apply_rotate_and_delete_end_to_end(
     assert cluster.get(WHSUBS, E2E, "alerts") is None
     assert await stack.managed_count(f"{E2E}/alerts") == 0
     due = "riskgate_operator_next_rotation_timestamp_seconds"
-    assert await stack.metric(due, namespace=E2E, name="alerts") is None
+    assert await stack.metric(due, kind="WebhookSubscription", namespace=E2E, name="alerts") is None
     await until(lambda: cluster.events(E2E, "SecretRotated"), 10, "a SecretRotated event")
 
     assert stack.operator.popen is not None
@@ -227,10 +218,7 @@ async def test_operator_killed_mid_rotation_loses_no_secret_and_rotates_once(
 
     # The service goes away; the rotation is written to the Secret, its sync cannot happen...
     await stack.api.stop()
-    stamp = datetime.now(UTC).isoformat()
-    await cluster.kubectl(
-        "annotate", "-n", NAMESPACE, f"whsub/{name}", f"riskgate.io/rotate-requested-at={stamp}"
-    )
+    await cluster.request_rotation(NAMESPACE, f"whsub/{name}")
     await until(
         lambda: secret_value(cluster.get(SECRETS, NAMESPACE, secret_name) or {}, "previous"),
         20,

@@ -14,8 +14,9 @@ from conftest import RunningApp, fresh_database, register_client, running_app
 from operator_stack import Cluster, cluster, kubectl_path  # noqa: F401  # fixtures
 from riskgate.settings import Settings
 from riskgate_operator.api import RiskgateApi
+from riskgate_operator.clients import ClientReconciler
 from riskgate_operator.kube import SecretsApi
-from riskgate_operator.reconcile import PERMANENT, Reconciler, Resource
+from riskgate_operator.reconcile import PERMANENT, TEMPORARY, Reconciler, Resource
 from webhook_support import unique_db, webhook_settings
 
 
@@ -27,7 +28,8 @@ async def app(postgres_admin_url: str, settings: Settings) -> AsyncIterator[Runn
 
 
 @pytest.fixture
-async def reconciler(app: RunningApp, cluster: Cluster) -> AsyncIterator[Reconciler]:
+async def parts(app: RunningApp, cluster: Cluster) -> AsyncIterator[tuple[RiskgateApi, SecretsApi]]:
+    """The service as an operator whose client holds subscriptions:sync only, and Kubernetes."""
     _, issued = await register_client(app.runtime, "subscriptions:sync")
     api = RiskgateApi(
         "http://riskgate.test",
@@ -35,9 +37,14 @@ async def reconciler(app: RunningApp, cluster: Cluster) -> AsyncIterator[Reconci
         http=app.http_client({}),
     )
     kube = AsyncClient(config=KubeConfig.from_file(cluster.config))
-    yield Reconciler(api, SecretsApi(kube))
+    yield api, SecretsApi(kube)
     await api.aclose()
     await kube.close()
+
+
+@pytest.fixture
+def reconciler(parts: tuple[RiskgateApi, SecretsApi]) -> Reconciler:
+    return Reconciler(*parts)
 
 
 def resource(clients: list[str], status: dict[str, Any] | None = None) -> Resource:
@@ -89,3 +96,21 @@ async def test_a_second_round_on_a_synced_resource_only_reads_back(
     assert again.result == "success"
     assert again.events == [], "nothing changed, nothing posted"
     assert synced(again.status)["status"] == "True"
+
+
+async def test_without_clients_admin_subscriptions_sync_and_apiclients_say_why_not(
+    parts: tuple[RiskgateApi, SecretsApi], app: RunningApp
+) -> None:
+    api, kube = parts
+    clients = ClientReconciler(api, kube, "http://riskgate.test")
+    uid = str(uuid.uuid4())
+    meta = {"namespace": "unit", "name": f"c-{uid[:8]}", "uid": uid, "generation": 1}
+    body = {"kind": "ApiClient", "metadata": meta, "spec": {"scopes": ["score:write"]}}
+    refused = await clients.reconcile(Resource.of(body))
+    assert refused.result == TEMPORARY, "fixed by the operator's client, not by the spec"
+    assert synced(refused.status)["reason"] == "OperatorScopeMissing"
+    assert "clients:admin" in synced(refused.status)["message"]
+    # The same operator, through the same API object, still syncs subscriptions.
+    webhooks = await Reconciler(api, kube).reconcile(resource([app.caller.name]))
+    assert webhooks.result == "success"
+    assert synced(webhooks.status)["status"] == "True"

@@ -139,9 +139,10 @@ def test_the_sync_body_carries_both_secrets_during_an_overlap() -> None:
         "clients": ["checkout"],
         "suspend": True,
     }
-    body = sync_body(spec, signing)
+    body = sync_body(spec, signing, ["checkout", "payments.billing", "checkout"])
     assert body["event_types"] == ["decision.created", "transaction.flagged"]
     assert body["paused"] is True
+    assert body["clients"] == ["checkout", "payments.billing"]
     assert body["secrets"] == [
         {"value": "whsec_new", "expires_at": None},
         {"value": "whsec_old", "expires_at": "2026-12-02T12:00:00Z"},

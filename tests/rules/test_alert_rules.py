@@ -248,17 +248,19 @@ def operator_cases() -> list[Case]:
     overdue = Case(
         "rotation: one secret due at minute 10 never rotates, another one does",
         {
-            f'{due}{{job="riskgate-operator", namespace="team-a", name="orders"}}': "600x60",
-            f'{due}{{job="riskgate-operator", namespace="team-a", name="billing"}}': (
-                "1200x20 90000x40"
-            ),
+            f'{due}{{job="riskgate-operator", kind="ApiClient", namespace="team-a", '
+            'name="orders"}': "600x60",
+            f'{due}{{job="riskgate-operator", kind="WebhookSubscription", namespace="team-a", '
+            'name="billing"}': "1200x20 90000x40",
         },
     )
     overdue.at(44, "RiskgateSecretRotationOverdue")
     overdue.at(
         47,
         "RiskgateSecretRotationOverdue",
-        expected("RiskgateSecretRotationOverdue", namespace="team-a", name="orders"),
+        expected(
+            "RiskgateSecretRotationOverdue", kind="ApiClient", namespace="team-a", name="orders"
+        ),
     )
     return [temporary, permanent, overdue]
 

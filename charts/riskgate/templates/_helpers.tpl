@@ -245,7 +245,7 @@ http://{{ include "riskgate.fullname" . }}-api.{{ .Release.Namespace }}.svc:{{ .
 {{- define "riskgate.clients" -}}
 {{- $clients := list -}}
 {{- if .Values.operator.enabled -}}
-{{- $clients = append $clients (dict "name" .Values.operator.clientName "scopes" "subscriptions:sync" "existingSecret" .Values.operator.clientSecret.existingSecret) -}}
+{{- $clients = append $clients (dict "name" .Values.operator.clientName "scopes" "subscriptions:sync clients:admin" "existingSecret" .Values.operator.clientSecret.existingSecret) -}}
 {{- end -}}
 {{- range .Values.bootstrapClients -}}
 {{- $clients = append $clients (dict "name" .name "scopes" .scopes) -}}
