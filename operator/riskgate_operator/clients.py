@@ -81,7 +81,7 @@ class ClientReconciler:
             name = creds.secret_name(res.name, res.spec)
             changes.append(_credentials_condition(record, name, now))
             outcome.next_rotation = _next_rotation(res, record)
-            outcome.status.update(_record_status(res, record, now))
+            outcome.status.update(_record_status(res, record, outcome.next_rotation, now))
         settle(res, outcome, changes, now, (conditions.CLIENT_TYPES, conditions.client_ready))
         return outcome
 
@@ -95,7 +95,7 @@ class ClientReconciler:
         name = creds.secret_name(res.name, res.spec)
         found = await self.kube.get(res.namespace, name)
         if found is None:
-            record = creds.first(res.annotations.get(kube.ROTATE_REQUESTED_AT) or None)
+            record = creds.first(res.rotation_requested)
             data, notes = creds.secret_fields(record, self._shown(res))
             return await self.kube.create(kube.new_secret(res.owner, name, data, notes)), record
         if not kube.owned_by(found, res.uid):
@@ -112,8 +112,8 @@ class ClientReconciler:
     ) -> tuple[dict[str, Any], Record]:
         """A rotation due is written down first, as a pending pair: proposed to the service
         below, or on a later round if it cannot be reached now."""
-        requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
-        rotation = schedule.policy_of(res.spec.get("credentialRotation"))
+        requested = res.rotation_requested
+        rotation = _rotation(res)
         trigger = creds.rotation_due(record, rotation, requested, now)
         if trigger is None:
             return found, record
@@ -124,7 +124,7 @@ class ClientReconciler:
         self, res: Resource, found: dict[str, Any], record: Record, outcome: Outcome
     ) -> tuple[dict[str, Any], Record]:
         """A fresh pair written down as pending, for the PUT that recreates the client."""
-        requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+        requested = res.rotation_requested
         record = creds.proposed(record, creds.HEAL, requested)
         text = "riskgate had no client for this ApiClient; recreating it with a new pair"
         outcome.events.append(Event("Warning", "ClientRecreated", text))
@@ -186,15 +186,16 @@ class ClientReconciler:
             outcome.events.append(Event("Warning", "ClientRecreated", text))
             return record
         if created:  # the service took the pending pair as the client's first
-            await self._write(res, found, creds.promoted(record, now, None))
+            issued = creds.promoted(record, now, None)
+            await self._write(res, found, issued)
             outcome.events.append(Event("Normal", "CredentialsIssued", "credentials issued"))
-            return creds.promoted(record, now, None)
-        rotation = schedule.policy_of(res.spec.get("credentialRotation"))
+            return issued
+        rotation = _rotation(res)
         if creds.needs_heal(record, view):
             if record.current is not None:
                 text = "riskgate no longer takes the Secret's credentials; issuing a new pair"
                 outcome.events.append(Event("Warning", "CredentialsHealed", text))
-            requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+            requested = res.rotation_requested
             record = creds.proposed(record, creds.HEAL, requested)
             found = await self._write(res, found, record)
         if record.pending is None:
@@ -232,16 +233,22 @@ class ClientReconciler:
         return gone
 
 
+def _rotation(res: Resource) -> schedule.Rotation:
+    return schedule.policy_of(res.spec.get("credentialRotation"))
+
+
 def _next_rotation(res: Resource, record: Record) -> datetime | None:
-    every = schedule.policy_of(res.spec.get("credentialRotation")).every
+    every = _rotation(res).every
     return None if record.rotated_at is None else record.rotated_at + every
 
 
-def _record_status(res: Resource, record: Record, now: datetime) -> dict[str, Any]:
+def _record_status(
+    res: Resource, record: Record, next_rotation: datetime | None, now: datetime
+) -> dict[str, Any]:
     return {
         "secretName": creds.secret_name(res.name, res.spec),
         "lastRotationTime": stamp(record.rotated_at),
-        "nextRotationTime": stamp(_next_rotation(res, record)),
+        "nextRotationTime": stamp(next_rotation),
         "previousCredentialsExpireAt": stamp(_overlap_end(record, now)),
     }
 

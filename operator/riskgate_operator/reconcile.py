@@ -68,6 +68,11 @@ class Resource:
     def owner(self) -> kube.Owner:
         return kube.Owner(self.namespace, self.name, self.uid, self.kind)
 
+    @property
+    def rotation_requested(self) -> str | None:
+        """The ``riskgate.io/rotate-requested-at`` annotation's value (None when absent)."""
+        return self.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -293,7 +298,7 @@ class Reconciler:
                 "SecretConflict", f"Secret {name} exists and is not owned by this resource"
             )
         state = None if found is None else kube.state_of(found)
-        requested = res.annotations.get(kube.ROTATE_REQUESTED_AT) or None
+        requested = res.rotation_requested
         step = schedule.plan(state, rotation, requested, now)
         new = schedule.apply(step.step, state, rotation, requested, now)
         if found is None:
