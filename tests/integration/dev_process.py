@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,14 +39,29 @@ def running_dev(
         log.close()
 
 
-def wait_until_ready(base: str, process: subprocess.Popen[str], log: Path) -> None:
+def wait_until_ready(
+    base: str,
+    process: subprocess.Popen[str],
+    log: Path,
+    showing: Mapping[str, str] | None = None,
+) -> None:
+    """Poll ``base``'s readiness until it answers 200 and, given ``showing``, a body holding
+    those fields (e.g. ``{"worker": "down"}``, which is 200 too: degraded)."""
+    wanted = dict(showing or {})
+    last: dict[str, object] = {}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, f"riskgate dev exited:\n{log.read_text()}"
         try:
-            if httpx.get(f"{base}/v1/health/ready", timeout=1).status_code == 200:
-                return
+            response = httpx.get(f"{base}/v1/health/ready", timeout=1)
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"riskgate dev not ready in 60 s:\n{log.read_text()}")
+            response = None
+        if response is not None:
+            last = response.json()
+            if response.status_code == 200 and wanted.items() <= last.items():
+                return
+        time.sleep(0.05)  # short: a worker restart's down window lasts about a second
+    raise AssertionError(
+        f"{base} not ready{f' with {wanted}' if wanted else ''} in 60 s (last: {last}):\n"
+        f"{log.read_text()}"
+    )

@@ -141,33 +141,19 @@ def test_dev_restarts_a_worker_that_dies(
     base, log, process = dev_stack
     worker_base = f"http://127.0.0.1:{int(base.rsplit(':', 1)[1]) + 1}"
     wait_until_ready(worker_base, process, log)
-    wait_for_api_readiness(base, {"status": "ready", "worker": "up"})
+    wait_until_ready(base, process, log, showing={"status": "ready", "worker": "up"})
     [worker] = [p for p in psutil.Process(process.pid).children() if p.cmdline()[-1:] == ["worker"]]
     worker.kill()
     worker.wait(timeout=10)
     # The supervisor waits a second before the restart: the API says so meanwhile, still 200.
-    wait_for_api_readiness(base, {"status": "degraded", "worker": "down"})
+    wait_until_ready(base, process, log, showing={"status": "degraded", "worker": "down"})
     deadline = time.monotonic() + 60
     while "restarting it (1/3)" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
     wait_until_ready(worker_base, process, log)
-    wait_for_api_readiness(base, {"status": "ready", "worker": "up"})
+    wait_until_ready(base, process, log, showing={"status": "ready", "worker": "up"})
     assert process.poll() is None
-
-
-def wait_for_api_readiness(base: str, wanted: dict[str, str]) -> None:
-    """Poll the API's readiness until its body says ``wanted`` (with 200: dev is serving)."""
-    seen: list[object] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{base}/v1/health/ready", timeout=5)
-        body = response.json()
-        if response.status_code == 200 and wanted.items() <= body.items():
-            return
-        seen.append(body)
-        time.sleep(0.05)
-    raise AssertionError(f"readiness never showed {wanted}; last answers {seen[-3:]}")
 
 
 def test_dev_stops_non_zero_when_the_worker_keeps_dying(
